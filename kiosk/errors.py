@@ -1,0 +1,252 @@
+"""The one exception tree of the kiosk.
+
+Errors from the libraries underneath (pyscard, httpx, sqlite3) are translated into these at
+their adapters; nothing else leaves an adapter. Each error says whether repeating the same
+operation can help (``temporary``), so callers sort failures into "retry" and "stop and say
+why" without knowing where they came from::
+
+    KioskError
+    ├── ConfigError                      a broken or missing setting (also ValueError)
+    ├── CardError                        anything about the card or the reader
+    │   ├── PcscServiceGone              pcscd is not running or went away (temporary)
+    │   ├── ReaderGone                   the reader was unplugged or never was (temporary)
+    │   ├── NoCard                       no card on the reader (temporary)
+    │   ├── CardRemoved                  the card left the reader mid-operation (temporary)
+    │   ├── CardTimeout                  the card stopped answering (temporary)
+    │   ├── NotMyNumberCard              no JPKI application, or an unknown token
+    │   ├── SecurityStatusNotSatisfied   the card wants a verified PIN first
+    │   ├── CardProtocolError            a malformed or unexpected answer
+    │   └── PinError                     about the user-authentication PIN
+    │       ├── WrongPin                 the card refused the PIN; ``tries_left`` remain
+    │       ├── PinLocked                no tries left: only the municipal office can reset it
+    │       ├── PinNotUsable             the card has no usable PIN (face-authentication card)
+    │       └── PinRefused               the kiosk's PIN policy refused to send a PIN
+    ├── ServerError                      talking to the clinic server
+    │   ├── ServerUnreachable            the request never completed (temporary)
+    │   └── ServerRejected               an error status or a malformed answer came back
+    ├── DeviceAuthError                  a request's device signature does not hold
+    └── OutboxError                      the durable sealed log queue on the kiosk
+        ├── OutboxFull                   the configured size is reached: the record was refused
+        │                                (temporary: the uploader drains it)
+        ├── OutboxCorrupt                the database file failed its checks (quarantined at
+        │                                the next start)
+        └── StorageUnavailable           the disk is full, read-only or failing (temporary);
+                                         ``reason`` says which
+"""
+
+from __future__ import annotations
+
+
+class KioskError(Exception):
+    """Root of every error the kiosk raises on purpose."""
+
+    #: True when the same operation may succeed if repeated later.
+    temporary: bool = False
+    #: A short stable code for logs and screens, e.g. ``"card.removed"``.
+    code: str = "kiosk"
+
+
+class ConfigError(KioskError, ValueError):
+    """A configuration file or value is missing or malformed."""
+
+    code = "config"
+
+
+# --- card and reader -------------------------------------------------------------------------
+
+
+class CardError(KioskError):
+    """Anything that went wrong between the kiosk and the card."""
+
+    code = "card"
+
+
+class PcscServiceGone(CardError):
+    """The PC/SC service (pcscd) is not running or stopped answering."""
+
+    temporary = True
+    code = "card.pcsc_gone"
+
+
+class ReaderGone(CardError):
+    """The card reader is not connected, or was unplugged."""
+
+    temporary = True
+    code = "card.reader_gone"
+
+
+class NoCard(CardError):
+    """No card is present on the reader."""
+
+    temporary = True
+    code = "card.absent"
+
+
+class CardRemoved(CardError):
+    """The card was taken off the reader during an operation."""
+
+    temporary = True
+    code = "card.removed"
+
+
+class CardTimeout(CardError):
+    """The card did not answer within the allowed time."""
+
+    temporary = True
+    code = "card.timeout"
+
+
+class NotMyNumberCard(CardError):
+    """The card has no JPKI application, or carries a token the kiosk does not know."""
+
+    code = "card.not_jpki"
+
+
+class SecurityStatusNotSatisfied(CardError):
+    """The card refused an operation that needs the PIN verified first (SW 6982)."""
+
+    code = "card.security_status"
+
+
+class CardProtocolError(CardError):
+    """The card answered something malformed or unexpected."""
+
+    code = "card.protocol"
+
+    def __init__(self, message: str, sw: int | None = None) -> None:
+        super().__init__(message)
+        #: The status word of the offending answer, when there was one.
+        self.sw = sw
+
+
+class PinError(CardError):
+    """About the user-authentication PIN."""
+
+    code = "pin"
+
+
+class WrongPin(PinError):
+    """The card refused the PIN the patient typed."""
+
+    code = "pin.wrong"
+
+    def __init__(self, tries_left: int) -> None:
+        super().__init__(f"wrong PIN, {tries_left} tries left")
+        self.tries_left = tries_left
+
+
+class PinLocked(PinError):
+    """The PIN is locked; only the municipal office can reset it."""
+
+    code = "pin.locked"
+
+    def __init__(self, message: str = "the PIN is locked") -> None:
+        super().__init__(message)
+
+
+class PinNotUsable(PinError):
+    """The card carries no usable PIN (a face-authentication My Number card)."""
+
+    code = "pin.not_usable"
+
+
+class PinRefused(PinError):
+    """The kiosk's PIN policy refused to send a PIN to the card; no try was spent."""
+
+    code = "pin.refused"
+
+    def __init__(self, message: str, tries_left: int | None = None) -> None:
+        super().__init__(message)
+        self.tries_left = tries_left
+
+
+# --- clinic server ---------------------------------------------------------------------------
+
+
+class ServerError(KioskError):
+    """Talking to the clinic server failed."""
+
+    code = "server"
+
+
+class ServerUnreachable(ServerError):
+    """The request never completed: no connection, TLS failure or a timeout."""
+
+    temporary = True
+    code = "server.unreachable"
+
+
+class ServerRejected(ServerError):
+    """The server answered with an error status or an answer the kiosk cannot read."""
+
+    code = "server.rejected"
+
+    def __init__(
+        self,
+        message: str,
+        status: int | None = None,
+        *,
+        temporary: bool = False,
+        retry_after_s: float | None = None,
+    ):
+        super().__init__(message)
+        self.status = status
+        self.temporary = temporary
+        #: How long the server asked the client to wait (its ``Retry-After``), if it did.
+        self.retry_after_s = retry_after_s
+
+
+# --- device identity -------------------------------------------------------------------------
+
+
+class DeviceAuthError(KioskError):
+    """A request's device signature is missing, malformed, stale or does not verify."""
+
+    code = "device_auth"
+
+
+# --- outbox ----------------------------------------------------------------------------------
+
+
+class OutboxError(KioskError):
+    """The kiosk's durable, sealed log queue could not do what was asked."""
+
+    code = "outbox"
+
+
+class OutboxFull(OutboxError):
+    """The outbox reached its configured size; the record was refused and counted, not lost.
+
+    The alarm (status level ``warning``) is raised long before this; the uploader frees space
+    as the clinic server acknowledges records, so appending later can succeed.
+    """
+
+    temporary = True
+    code = "outbox.full"
+
+
+class OutboxCorrupt(OutboxError):
+    """The outbox database failed an integrity check while in use.
+
+    At start the outbox quarantines a corrupted file and recovers its readable rows by
+    itself; this is raised when corruption shows up later, so the process restarts and does
+    exactly that.
+    """
+
+    code = "outbox.corrupt"
+
+
+class StorageUnavailable(OutboxError):
+    """The file system under the outbox refused a write: full, read-only or failing.
+
+    Nothing already acknowledged is lost: the record being appended was not stored, every
+    earlier one still is.
+    """
+
+    temporary = True
+    code = "outbox.storage"
+
+    def __init__(self, message: str, reason: str = "io") -> None:
+        super().__init__(message)
+        #: ``"disk_full"``, ``"read_only"`` or ``"io"``.
+        self.reason = reason
