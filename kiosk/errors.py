@@ -7,8 +7,10 @@ why" without knowing where they came from::
 
     KioskError
     ├── ConfigError                      a broken or missing setting (also ValueError)
+    │   └── kiosk.sim ProfileError       a malformed virtual card profile
     ├── CardError                        anything about the card or the reader
     │   ├── PcscServiceGone              pcscd is not running or went away (temporary)
+    │   │   └── kiosk.sim VpcdUnavailable  no virtual reader to insert a virtual card into
     │   ├── ReaderGone                   the reader was unplugged or never was (temporary)
     │   ├── NoCard                       no card on the reader (temporary)
     │   ├── CardRemoved                  the card left the reader mid-operation (temporary)

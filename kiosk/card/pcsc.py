@@ -53,7 +53,10 @@ _ERRORS: dict[int, tuple[type[CardError], str]] = {
     scard.SCARD_E_TIMEOUT: (CardTimeout, "the card reader timed out"),
     scard.SCARD_E_PROTO_MISMATCH: (CardProtocolError, "the card speaks no protocol we offer"),
     scard.SCARD_E_COMM_DATA_LOST: (CardRemoved, "communication with the card was lost"),
-    scard.SCARD_E_NOT_TRANSACTED: (CardRemoved, "the command did not reach the card"),
+    scard.SCARD_E_NOT_TRANSACTED: (
+        CardRemoved,
+        "the command did not reach the card (was it removed?)",
+    ),
 }
 
 
@@ -73,8 +76,20 @@ def _message(hresult: int) -> str:
 
 
 def _check(hresult: int, operation: str) -> None:
+    if hresult == scard.SCARD_S_SUCCESS:
+        return
+    if hresult not in _ERRORS and not _service_alive():
+        # a client whose daemon died gets odd codes (e.g. "access denied"): say what happened
+        raise PcscServiceGone(f"{operation}: the PC/SC service (pcscd) went away")
+    raise translate(hresult, operation)
+
+
+def _service_alive() -> bool:
+    hresult, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
     if hresult != scard.SCARD_S_SUCCESS:
-        raise translate(hresult, operation)
+        return False
+    scard.SCardReleaseContext(context)
+    return True
 
 
 class PcscContext:
@@ -129,6 +144,18 @@ class PcscContext:
         return PcscLink(reader, handle, protocol, command_timeout_s=command_timeout_s)
 
 
+def open_link(reader: str, *, command_timeout_s: float = DEFAULT_COMMAND_TIMEOUT_S) -> PcscLink:
+    """Connect to the card on ``reader`` with a context of its own, released on close."""
+    context = PcscContext()
+    try:
+        link = context.connect(reader, command_timeout_s=command_timeout_s)
+    except BaseException:
+        context.release()
+        raise
+    link.owned_context = context
+    return link
+
+
 class PcscLink:
     """A connected card: one command APDU in, one response APDU out, each within a time limit.
 
@@ -149,6 +176,8 @@ class PcscLink:
         self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._dead: CardError | None = None
         self._closed = False
+        #: A context this link releases when it closes (see :func:`open_link`).
+        self.owned_context: PcscContext | None = None
         self._worker = threading.Thread(target=self._work, name=f"pcsc:{reader}", daemon=True)
         self._worker.start()
 
@@ -194,6 +223,10 @@ class PcscLink:
             "transmit", lambda: scard.SCardTransmit(self._handle, self._pci, list(command))
         )
         _check(hresult, "transmit")
+        if not response:
+            # A card always answers at least a status word; the reader driver reports an
+            # empty success when the card left the field mid-command (vpcd, some CCID).
+            raise CardRemoved("transmit: the card gave no answer (was it removed?)")
         return bytes(response)
 
     @property
@@ -214,6 +247,9 @@ class PcscLink:
         self._closed = True
         handle = self._handle
         self._jobs.put(lambda: scard.SCardDisconnect(handle, scard.SCARD_RESET_CARD))
+        context = self.owned_context
+        if context is not None:
+            self._jobs.put(context.release)
         self._jobs.put(None)
         if self._dead is None:
             self._worker.join(self._timeout)

@@ -8,11 +8,12 @@ if [ ! -f /etc/reader.conf.d/vpcd ]; then
     echo "vsmartcard-vpcd is not installed: the virtual reader is missing" >&2
     exit 1
 fi
+# a daemon that was killed leaves its socket behind; without it we can tell when it is ready
+rm -f /run/pcscd/pcscd.comm /run/pcscd/pcscd.pid
 pcscd
-# wait until the daemon answers
-for _ in 1 2 3 4 5 6 7 8 9 10; do
+for _ in $(seq 50); do
     [ -S /run/pcscd/pcscd.comm ] && exit 0
-    sleep 0.2
+    sleep 0.1
 done
 echo "pcscd did not start" >&2
 exit 1
