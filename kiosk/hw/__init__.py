@@ -1,0 +1,1 @@
+"""Hardware behind small interfaces: status lights, buzzer, staff button."""

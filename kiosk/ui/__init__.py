@@ -1,0 +1,1 @@
+"""The patient-facing touch screen: layouts, message catalogues, drawing and voice."""
