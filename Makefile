@@ -12,6 +12,7 @@ deps:
 
 services: deps
 	sh tests/services/pcscd.sh
+	sh tests/services/postgres.sh
 
 demo: services
 	$(VENV)/bin/kiosk demo

@@ -4,7 +4,10 @@ The server hands out a fresh single-use nonce; the card signs (PKCS#1 v1.5, SHA-
 message that binds that nonce to the kiosk that asked and to how the patient was identified,
 so a signature made at one kiosk, or for one mode, cannot be replayed at another::
 
-    "onshi-eligibility-v1" NUL nonce NUL device-id NUL mode
+    "onshi-eligibility-v1" NUL len(nonce) (2 bytes, big-endian) nonce device-id NUL mode
+
+The nonce is length-prefixed because it is random bytes that may contain NUL; the device id
+(a certificate common name) and the mode never do.
 
 Kiosk and server both build the message here.
 """
@@ -25,4 +28,19 @@ def signed_message(nonce: bytes, device_id: str, mode: Mode) -> bytes:
         raise ValueError(f"unknown identification mode {mode!r}")
     if not nonce:
         raise ValueError("empty nonce")
-    return b"\x00".join([_PREFIX, nonce, device_id.encode("utf-8"), mode.encode("ascii")])
+    if len(nonce) > 0xFFFF:
+        raise ValueError("nonce too long")
+    device = device_id.encode("utf-8")
+    if b"\x00" in device:
+        raise ValueError("device id contains NUL")
+    return b"".join(
+        [
+            _PREFIX,
+            b"\x00",
+            len(nonce).to_bytes(2, "big"),
+            nonce,
+            device,
+            b"\x00",
+            mode.encode("ascii"),
+        ]
+    )

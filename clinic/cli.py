@@ -1,0 +1,481 @@
+"""``clinic-server``: set up, run and manage the clinic server.
+
+::
+
+    clinic-server [--data-dir DIR] [--database URL] COMMAND ...
+
+    init      first run: the TLS CA and server certificate, the device CA, the settings
+              and the first (administrator) staff account
+    serve     run the kiosk API and the staff dashboard
+    device    issue NAME [--out DIR] | revoke NAME | list [--json]
+    staff     add NAME [--admin] | password NAME | list
+    national  load FILE | list [--json] | revoke (--card-id ID | --issuer RFC4514 --serial N)
+    access-log verify
+    bench     [--json] [--seconds S] [--kiosks 1,8,32]
+
+Passwords come from a prompt (asked twice) or ``--password-file`` (its first line); there is
+never a default password.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import getpass
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from clinic.config import DataDir, ServerConfig, config_from, default_data_dir, save_settings
+from clinic.errors import StorageError
+from clinic.pki import CertificateAuthority, cert_pem, key_pem, new_device_key, write_private
+from kiosk.errors import ConfigError
+
+DEFAULT_HOSTNAMES = ("127.0.0.1", "localhost", "::1")
+
+
+def _read_password(args: argparse.Namespace, prompt: str) -> str:
+    if args.password_file is not None:
+        try:
+            text = Path(args.password_file).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read the password file: {exc}") from exc
+        lines = text.splitlines()
+        if not lines or not lines[0]:
+            raise ConfigError("the password file is empty")
+        return lines[0]
+    if not sys.stdin.isatty():
+        raise ConfigError("no terminal to ask for a password: give --password-file")
+    first = getpass.getpass(f"{prompt}: ")
+    second = getpass.getpass(f"{prompt} (again): ")
+    if first != second:
+        raise ConfigError("the two passwords differ")
+    return first
+
+
+def _config(args: argparse.Namespace, **overrides: Any) -> ServerConfig:
+    return config_from(Path(args.data_dir), {"database": args.database, **overrides})
+
+
+# --- init -------------------------------------------------------------------------------------
+
+
+def initialise(
+    data_dir: Path,
+    *,
+    admin: str,
+    password: str,
+    jpki_ca: list[str] | None = None,
+    jpki_crl: list[str] | None = None,
+    hostnames: list[str] | None = None,
+    database: str | None = None,
+) -> ServerConfig:
+    """First run: CAs, the server certificate, settings and the administrator account."""
+    from clinic.ingest import create_outbox_key
+    from clinic.server import open_database
+    from clinic.staff import StaffAccounts, check_password_policy
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(data_dir, 0o700)
+    config = config_from(data_dir, {"database": database})
+    paths = config.paths
+    if paths.server_ca.exists() or paths.device_ca.exists():
+        raise ConfigError(f"{data_dir} is initialised already")
+    check_password_policy(password)
+    settings: dict[str, Any] = {
+        "jpki_ca_files": [str(Path(p).resolve()) for p in jpki_ca or []],
+        "jpki_crl_sources": [
+            s if s.startswith(("http://", "https://")) else str(Path(s).resolve())
+            for s in jpki_crl or []
+        ],
+        "database": database,
+    }
+    tls_ca = CertificateAuthority.create("Onshi Kiosk clinic server CA")
+    tls_ca.save(paths.server_ca, paths.server_ca_key)
+    server_key = new_device_key()
+    names = list(dict.fromkeys([*DEFAULT_HOSTNAMES, *(hostnames or [])]))
+    server_cert = tls_ca.issue_server(server_key, names)
+    write_private(paths.server_key, key_pem(server_key))
+    paths.server_cert.write_bytes(cert_pem(server_cert))
+    device_ca = CertificateAuthority.create("Onshi Kiosk clinic device CA")
+    device_ca.save(paths.device_ca, paths.device_ca_key)
+    create_outbox_key(data_dir)  # the key pair kiosks seal their logs to
+    save_settings(data_dir, settings)
+    db = open_database(config)
+    try:
+        staff = StaffAccounts(db, clock=time.time)
+        if staff.count() == 0:
+            staff.add(admin, password, is_admin=True)
+    finally:
+        db.close()
+    return config_from(data_dir, {})
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from clinic.ingest import outbox_key_paths
+
+    data_dir = Path(args.data_dir)
+    if DataDir(data_dir).server_ca.exists() or DataDir(data_dir).device_ca.exists():
+        raise ConfigError(f"{data_dir} is initialised already")
+    password = _read_password(args, f"password for the administrator {args.admin}")
+    config = initialise(
+        data_dir,
+        admin=args.admin,
+        password=password,
+        jpki_ca=args.jpki_ca,
+        jpki_crl=args.jpki_crl,
+        hostnames=args.hostname,
+        database=args.database,
+    )
+    print(f"initialised {data_dir}")
+    print(f"  kiosks pin the server CA: {config.paths.server_ca}")
+    print(f"  administrator: {args.admin}")
+    print(f"  kiosks seal their logs to: {outbox_key_paths(data_dir)[1]}")
+    if not args.jpki_ca:
+        print("  no JPKI CA yet: give serve --jpki-ca (and --jpki-crl)")
+    return 0
+
+
+# --- serve ------------------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from clinic.server import ClinicServer, build_context, new_event_loop
+
+    overrides: dict[str, Any] = {
+        "host": args.host,
+        "kiosk_port": args.kiosk_port,
+        "staff_port": args.staff_port,
+        "jpki_ca_files": args.jpki_ca or None,
+        "jpki_crl_sources": args.jpki_crl or None,
+        "crl_refresh_s": args.crl_refresh,
+        "national_latency_ms": args.national_latency_ms,
+        "national_jitter_ms": args.national_jitter_ms,
+        "national_failure_rate": args.national_failure_rate,
+        "national_down": True if args.national_down else None,
+        "log_level": args.log_level,
+    }
+    config = _config(args, **overrides).validated()
+    logging.basicConfig(
+        level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    context = build_context(config)
+    server = ClinicServer(config, context)
+    print(
+        f"kiosk API  https://{config.host}:{server.kiosk_port}/api/v1 (mutual TLS)\n"
+        f"dashboard  https://{config.host}:{server.staff_port}/",
+        flush=True,
+    )
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, server.stop)
+        await server.serve()
+
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        runner.run(main())
+    return 0
+
+
+# --- devices ----------------------------------------------------------------------------------
+
+
+def _registry(args: argparse.Namespace) -> Any:
+    from cryptography import x509
+
+    from clinic.devices import DeviceRegistry
+    from clinic.server import open_database
+
+    config = _config(args)
+    if not config.paths.device_ca.is_file():
+        raise ConfigError(f"{config.paths.device_ca} is missing: run `clinic-server init`")
+    db = open_database(config)
+    ca_cert = x509.load_pem_x509_certificate(config.paths.device_ca.read_bytes())
+    return config, db, DeviceRegistry(db, ca_cert, clock=time.time)
+
+
+def cmd_device(args: argparse.Namespace) -> int:
+    config, db, registry = _registry(args)
+    try:
+        if args.device_command == "issue":
+            ca = CertificateAuthority.load(config.paths.device_ca, config.paths.device_ca_key)
+            issued = registry.issue(ca, args.name)
+            out = Path(args.out)
+            out.mkdir(parents=True, exist_ok=True)
+            cert_path, key_path = out / f"{args.name}.pem", out / f"{args.name}.key.pem"
+            write_private(key_path, issued.key_pem)
+            cert_path.write_bytes(cert_pem(issued.certificate))
+            ca_copy = out / "clinic-server-ca.pem"
+            ca_copy.write_bytes(config.paths.server_ca.read_bytes())
+            print(f"device {args.name}: {cert_path}, {key_path} (0600); server CA: {ca_copy}")
+        elif args.device_command == "revoke":
+            count = registry.revoke(args.name)
+            if count == 0:
+                print(f"no valid certificate of {args.name!r} to revoke", file=sys.stderr)
+                return 1
+            print(f"revoked {count} certificate(s) of {args.name}")
+        else:
+            devices = registry.list()
+            if args.json:
+                print(json.dumps(devices, ensure_ascii=False, indent=1, default=str))
+            for d in [] if args.json else devices:
+                state = "revoked" if d["revoked"] else "active"
+                seen = (
+                    dt.datetime.fromtimestamp(d["last_seen"]).isoformat(timespec="seconds")
+                    if d["last_seen"]
+                    else "never"
+                )
+                print(f"{d['device_id']:24} {state:8} last seen {seen}")
+    finally:
+        db.close()
+    return 0
+
+
+# --- staff ------------------------------------------------------------------------------------
+
+
+def cmd_staff(args: argparse.Namespace) -> int:
+    from clinic.server import open_database
+    from clinic.staff import StaffAccounts
+
+    db = open_database(_config(args))
+    try:
+        staff = StaffAccounts(db, clock=time.time)
+        if args.staff_command == "add":
+            staff.add(
+                args.name, _read_password(args, f"password for {args.name}"), is_admin=args.admin
+            )
+            print(f"added {args.name}{' (administrator)' if args.admin else ''}")
+        elif args.staff_command == "password":
+            staff.set_password(args.name, _read_password(args, f"new password for {args.name}"))
+            print(f"password of {args.name} changed; their sessions ended")
+        else:
+            for row in staff.list():
+                role = "admin" if row["is_admin"] else "staff"
+                print(f"{row['username']:24} {role}")
+    finally:
+        db.close()
+    return 0
+
+
+# --- national ---------------------------------------------------------------------------------
+
+
+def cmd_national(args: argparse.Namespace) -> int:
+    from clinic import national
+    from clinic.server import open_database
+
+    db = open_database(_config(args))
+    try:
+        if args.national_command == "load":
+            count = national.load_insured(
+                db, national.read_insured_jsonl(Path(args.file)), now=time.time()
+            )
+            print(f"loaded {count} insured-person entries")
+        elif args.national_command == "list":
+            rows = national.list_insured(db)
+            if args.json:
+                print(json.dumps(rows, ensure_ascii=False, indent=1))
+            else:
+                for r in rows:
+                    flag = " REVOKED" if r["revoked"] else ""
+                    print(
+                        f"{r['card_id']:40} validity {r['validity_code']}"
+                        f" records {r['records']} serial {r['serial']}{flag}"
+                    )
+        else:
+            count = national.revoke_insured(
+                db,
+                now=time.time(),
+                card_id=args.card_id,
+                issuer=args.issuer,
+                serial=args.serial,
+            )
+            if count == 0:
+                print("no such certificate in the simulated national system", file=sys.stderr)
+                return 1
+            print(f"revoked {count} certificate(s) in the simulated national system")
+    finally:
+        db.close()
+    return 0
+
+
+def cmd_access_log(args: argparse.Namespace) -> int:
+    from clinic.access_log import AccessLog
+    from clinic.server import open_database
+
+    db = open_database(_config(args))
+    try:
+        check = AccessLog(db, clock=time.time).check_chain()
+    finally:
+        db.close()
+    if check.intact:
+        print(f"access log intact: {check.entries} entries")
+        return 0
+    print(f"access log ALTERED from entry {check.first_broken_id}", file=sys.stderr)
+    return 1
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from clinic.bench import print_table, run_bench
+
+    kiosks = [int(k) for k in args.kiosks.split(",") if k.strip()]
+    results = run_bench(kiosks=kiosks, seconds=args.seconds, database=args.database)
+    if args.json:
+        print(json.dumps([r.as_dict() for r in results], indent=1))
+    else:
+        print_table(results)
+    return 0
+
+
+# --- the parser -------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="clinic-server", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--data-dir",
+        default=str(default_data_dir()),
+        help="settings, keys and the SQLite database (default: $ONSHI_CLINIC_DATA or "
+        "/var/lib/onshi-clinic)",
+    )
+    parser.add_argument(
+        "--database", default=None, help="postgresql://... instead of SQLite in the data dir"
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    init = commands.add_parser("init", help="first run: CAs, server certificate, admin account")
+    init.add_argument(
+        "--jpki-ca",
+        action="append",
+        default=[],
+        metavar="PEM",
+        help="a JPKI user-authentication CA certificate to trust (repeatable)",
+    )
+    init.add_argument(
+        "--jpki-crl",
+        action="append",
+        default=[],
+        metavar="PATH_OR_URL",
+        help="where its CRL is published (repeatable)",
+    )
+    init.add_argument("--admin", default="admin", help="the first staff account (administrator)")
+    init.add_argument("--password-file", default=None)
+    init.add_argument(
+        "--hostname",
+        action="append",
+        default=[],
+        help="another name or address for the server certificate (repeatable)",
+    )
+    init.set_defaults(func=cmd_init)
+
+    serve = commands.add_parser("serve", help="run the kiosk API and the dashboard")
+    serve.add_argument("--host", default=None, help="listen address (default 127.0.0.1)")
+    serve.add_argument(
+        "--kiosk-port", type=int, default=None, help="kiosk API, mutual TLS (default 8443)"
+    )
+    serve.add_argument(
+        "--staff-port", type=int, default=None, help="staff dashboard, TLS + login (default 8444)"
+    )
+    serve.add_argument("--jpki-ca", action="append", default=[], metavar="PEM")
+    serve.add_argument("--jpki-crl", action="append", default=[], metavar="PATH_OR_URL")
+    serve.add_argument(
+        "--crl-refresh",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="how often CRLs are fetched again (default 3600)",
+    )
+    serve.add_argument("--national-latency-ms", type=float, default=None)
+    serve.add_argument("--national-jitter-ms", type=float, default=None)
+    serve.add_argument("--national-failure-rate", type=float, default=None)
+    serve.add_argument(
+        "--national-down", action="store_true", help="the simulated national system answers nothing"
+    )
+    serve.add_argument("--log-level", default=None, choices=["debug", "info", "warning", "error"])
+    serve.set_defaults(func=cmd_serve)
+
+    device = commands.add_parser("device", help="kiosk certificates")
+    device_commands = device.add_subparsers(dest="device_command", required=True)
+    issue = device_commands.add_parser("issue", help="a certificate and key for a kiosk")
+    issue.add_argument("name")
+    issue.add_argument("--out", default=".", help="where NAME.pem and NAME.key.pem go")
+    revoke = device_commands.add_parser("revoke", help="refuse a kiosk from now on")
+    revoke.add_argument("name")
+    listing = device_commands.add_parser("list")
+    listing.add_argument("--json", action="store_true")
+    device.set_defaults(func=cmd_device)
+
+    staff = commands.add_parser("staff", help="staff accounts")
+    staff_commands = staff.add_subparsers(dest="staff_command", required=True)
+    add = staff_commands.add_parser("add")
+    add.add_argument("name")
+    add.add_argument("--admin", action="store_true")
+    add.add_argument("--password-file", default=None)
+    password = staff_commands.add_parser("password")
+    password.add_argument("name")
+    password.add_argument("--password-file", default=None)
+    staff_commands.add_parser("list")
+    staff.set_defaults(func=cmd_staff)
+
+    national = commands.add_parser("national", help="the simulated national system's data")
+    national_commands = national.add_subparsers(dest="national_command", required=True)
+    load = national_commands.add_parser("load", help="insured.jsonl from `kiosk sim population`")
+    load.add_argument("file")
+    nlist = national_commands.add_parser("list")
+    nlist.add_argument("--json", action="store_true")
+    nrevoke = national_commands.add_parser("revoke", help="the national side revokes a cert")
+    nrevoke.add_argument("--card-id", default=None)
+    nrevoke.add_argument("--issuer", default=None)
+    nrevoke.add_argument("--serial", type=int, default=None)
+    national.set_defaults(func=cmd_national)
+
+    access = commands.add_parser("access-log", help="the record access log")
+    access_commands = access.add_subparsers(dest="access_command", required=True)
+    access_commands.add_parser("verify", help="check the hash chain")
+    access.set_defaults(func=cmd_access_log)
+
+    from clinic import ingest
+
+    ingest.add_parser(commands)  # outbox-key
+
+    bench = commands.add_parser("bench", help="verifications per second on loopback over TLS")
+    bench.add_argument("--json", action="store_true")
+    bench.add_argument("--seconds", type=float, default=5.0, help="per kiosk count")
+    bench.add_argument("--kiosks", default="1,8,32")
+    bench.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if (
+        args.command == "national"
+        and args.national_command == "revoke"
+        and args.card_id is None
+        and (args.issuer is None or args.serial is None)
+    ):
+        parser.error("national revoke needs --card-id, or --issuer and --serial")
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"clinic-server: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"clinic-server: {exc}", file=sys.stderr)
+        return 2
+    except StorageError as exc:
+        print(f"clinic-server: database: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

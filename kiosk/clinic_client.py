@@ -1,0 +1,329 @@
+"""The kiosk's side of the clinic server's API (``/api/v1``).
+
+``make_http_client`` builds the one ``httpx.Client`` a kiosk process uses to reach the clinic
+server: mutual TLS with the clinic's server CA pinned (no system CAs), every request signed
+with the device key (``kiosk.device_auth``), explicit timeouts and HTTP/1.1 keep-alive.
+
+``ClinicClient`` speaks the eligibility API over such a client and translates failures at this
+boundary into the kiosk's exception tree:
+
+- ``ServerUnreachable`` (temporary): the request never completed - no connection, a TLS
+  failure, a timeout, the connection dropped;
+- ``ServerRejected``: an error status or an answer the kiosk cannot read; ``temporary`` is
+  true for 429 and 503 (and 502/504 from a proxy), so the caller may try again later.
+
+Only calls that are safe to repeat are retried here: asking for a challenge (an unused nonce
+simply expires), reading a result, and confirming (the server treats the same decision twice
+as one). A verification is never retried: its nonce is single use, so the caller starts over
+with a fresh challenge.
+
+This module imports nothing from the server: the kiosk does not install the ``clinic`` extra.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import ssl
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import httpx
+
+from kiosk.challenge import Mode
+from kiosk.device_auth import DeviceIdentity, DeviceRequestAuth
+from kiosk.errors import ServerRejected, ServerUnreachable
+
+API_PREFIX = "/api/v1"
+
+#: Connecting and reading are bounded; a long-poll adds its wait to the read timeout.
+DEFAULT_TIMEOUT = httpx.Timeout(connect=3.0, read=10.0, write=5.0, pool=5.0)
+
+#: Status codes after which the same request may succeed later.
+TEMPORARY_STATUSES = frozenset({429, 502, 503, 504})
+
+State = Literal["done", "awaiting_staff"]
+Decision = Literal["confirmed", "rejected"]
+
+
+def make_http_client(
+    base_url: str,
+    *,
+    ca_file: Path,
+    identity: DeviceIdentity,
+    client_cert_file: Path,
+    client_key_file: Path,
+    timeout: httpx.Timeout | None = None,
+    clock: Callable[[], float] = time.time,
+) -> httpx.Client:
+    """An HTTP client for the clinic server, authenticated as this kiosk.
+
+    ``ca_file`` is the clinic's server CA (``server-ca.pem``): the only authority trusted.
+    ``client_cert_file``/``client_key_file`` are the device certificate and key presented in
+    the TLS handshake; ``identity`` (normally loaded from the same two files) signs each
+    request, since the server cannot see the TLS client certificate.
+    """
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca_file))
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(str(client_cert_file), str(client_key_file))
+    return httpx.Client(
+        base_url=base_url,
+        verify=context,
+        auth=DeviceRequestAuth(identity, clock),
+        timeout=timeout or DEFAULT_TIMEOUT,
+        http1=True,
+        http2=False,
+        limits=httpx.Limits(max_connections=4, max_keepalive_connections=2, keepalive_expiry=30),
+        headers={"Accept": "application/json"},
+        follow_redirects=False,
+        trust_env=False,
+    )
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """A fresh single-use nonce from the server, to be signed by the card."""
+
+    nonce: bytes
+    expires_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class VerificationResult:
+    """The server's answer about one eligibility check, as much as the kiosk needs."""
+
+    verification_id: str
+    state: State
+    reason_code: str
+    validity_code: int | None
+    #: A message code the kiosk maps to its own text (``eligible``, ``see_staff.revoked``...).
+    patient_message: str
+    #: Plain text for staff (Japanese), and its English version.
+    staff_reason: str
+    staff_reason_en: str
+    #: True when trying again later (with a fresh challenge) may give another answer.
+    temporary: bool
+    #: Copay ratio as the national system writes it ("030" = 30 %), for a valid record only.
+    copay_ratio: str | None
+
+    @property
+    def awaiting_staff(self) -> bool:
+        return self.state == "awaiting_staff"
+
+    @property
+    def eligible(self) -> bool:
+        return self.state == "done" and self.validity_code == 1
+
+    @property
+    def copay_percent(self) -> int | None:
+        if self.copay_ratio is None or not self.copay_ratio.isdigit():
+            return None
+        return int(self.copay_ratio)
+
+
+class ClinicClient:
+    """The eligibility API, with failures translated into ``kiosk.errors``."""
+
+    def __init__(
+        self,
+        http: httpx.Client,
+        *,
+        retries: int = 2,
+        backoff_s: float = 0.25,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._http = http
+        self._retries = retries
+        self._backoff_s = backoff_s
+        self._sleep = sleep
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> ClinicClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- the API --
+
+    def challenge(self) -> Challenge:
+        """A fresh nonce; safe to retry (an unused nonce just expires)."""
+        body = self._call("POST", "/challenges", json={}, retry=True)
+        try:
+            nonce = base64.b64decode(_field(body, "nonce", str), validate=True)
+            expires_at = dt.datetime.fromisoformat(_field(body, "expires_at", str))
+        except (binascii.Error, ValueError) as exc:
+            raise ServerRejected(f"malformed challenge: {exc}") from None
+        if not nonce:
+            raise ServerRejected("empty nonce in the challenge")
+        return Challenge(nonce, expires_at)
+
+    def verify(
+        self,
+        nonce: bytes,
+        mode: Mode,
+        certificate_der: bytes,
+        signature: bytes | None,
+    ) -> VerificationResult:
+        """Ask for the eligibility check; never retried (the nonce is single use)."""
+        payload = {
+            "nonce": base64.b64encode(nonce).decode("ascii"),
+            "mode": mode,
+            "certificate": base64.b64encode(certificate_der).decode("ascii"),
+            "signature": None if signature is None else base64.b64encode(signature).decode(),
+        }
+        return _result(self._call("POST", "/verifications", json=payload, retry=False))
+
+    def wait_for_result(self, verification_id: str, wait_s: float) -> VerificationResult:
+        """The verification's state, waiting up to ``wait_s`` for staff to decide."""
+        wait = max(0.0, min(wait_s, 25.0))
+        timeout = self._http.timeout
+        extended = httpx.Timeout(
+            connect=timeout.connect,
+            read=(timeout.read or 10.0) + wait,
+            write=timeout.write,
+            pool=timeout.pool,
+        )
+        body = self._call(
+            "GET",
+            f"/verifications/{_path_id(verification_id)}",
+            params={"wait": f"{wait:g}"},
+            retry=True,
+            timeout=extended,
+        )
+        return _result(body)
+
+    def confirm(self, verification_id: str, decision: Decision) -> VerificationResult:
+        """Staff pressed the kiosk's physical button: confirm (or reject) a visual check."""
+        body = self._call(
+            "POST",
+            f"/verifications/{_path_id(verification_id)}/confirm",
+            json={"decision": decision},
+            retry=True,
+        )
+        return _result(body)
+
+    def heartbeat(self, status: str, detail: Mapping[str, Any] | None = None) -> None:
+        """Report the kiosk's health (reader, LEDs, outbox...) for the staff's kiosk view."""
+        self._call(
+            "POST", "/heartbeat", json={"status": status, "detail": dict(detail or {})}, retry=True
+        )
+
+    # -- plumbing --
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, str] | None = None,
+        retry: bool,
+        timeout: httpx.Timeout | None = None,
+    ) -> dict[str, Any]:
+        attempts = 1 + (self._retries if retry else 0)
+        for attempt in range(attempts):
+            try:
+                return self._once(method, path, json=json, params=params, timeout=timeout)
+            except (ServerUnreachable, ServerRejected) as exc:
+                if not exc.temporary or attempt + 1 >= attempts:
+                    raise
+                self._sleep(self._backoff_s * (2**attempt))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _once(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any,
+        params: Mapping[str, str] | None,
+        timeout: httpx.Timeout | None,
+    ) -> dict[str, Any]:
+        extra: dict[str, Any] = {}
+        if timeout is not None:
+            extra["timeout"] = timeout
+        try:
+            response = self._http.request(
+                method, API_PREFIX + path, json=json, params=params, **extra
+            )
+        except httpx.TransportError as exc:
+            raise ServerUnreachable(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
+        except httpx.HTTPError as exc:  # e.g. a redirect loop, a broken URL
+            raise ServerRejected(f"{method} {path}: {exc}") from exc
+        if response.status_code >= 400:
+            raise ServerRejected(
+                f"{method} {path}: HTTP {response.status_code}: {_error_detail(response)}",
+                response.status_code,
+                temporary=response.status_code in TEMPORARY_STATUSES,
+            )
+        if response.status_code == 204:
+            return {}
+        try:
+            body = response.json()
+        except ValueError:
+            raise ServerRejected(
+                f"{method} {path}: the answer is not JSON", response.status_code
+            ) from None
+        if not isinstance(body, dict):
+            raise ServerRejected(f"{method} {path}: the answer is not a JSON object")
+        return body
+
+
+def _path_id(verification_id: str) -> str:
+    if not verification_id or not all(c.isalnum() or c in "-_" for c in verification_id):
+        raise ValueError(f"not a verification id: {verification_id!r}")
+    return verification_id
+
+
+def _error_detail(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200]
+    if isinstance(body, dict) and "detail" in body:
+        return str(body["detail"])[:200]
+    return str(body)[:200]
+
+
+def _field(body: Mapping[str, Any], name: str, kind: type) -> Any:
+    value = body.get(name)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ServerRejected(f"malformed answer: {name!r} is missing or not {kind.__name__}")
+    return value
+
+
+def _result(body: Mapping[str, Any]) -> VerificationResult:
+    state = _field(body, "state", str)
+    if state not in ("done", "awaiting_staff"):
+        raise ServerRejected(f"malformed answer: unknown state {state!r}")
+    validity = body.get("validity_code")
+    if validity is not None and (
+        not isinstance(validity, int) or isinstance(validity, bool) or not 1 <= validity <= 5
+    ):
+        raise ServerRejected(f"malformed answer: validity_code {validity!r}")
+    record = body.get("record")
+    copay: str | None = None
+    if record is not None:
+        if not isinstance(record, dict):
+            raise ServerRejected("malformed answer: record is not an object")
+        ratio = record.get("InsuredPartialContributionRatio")
+        copay = ratio if isinstance(ratio, str) else None
+    temporary = body.get("temporary", False)
+    return VerificationResult(
+        verification_id=_field(body, "verification_id", str),
+        state=state,
+        reason_code=_field(body, "reason_code", str),
+        validity_code=validity,
+        patient_message=_field(body, "patient_message", str),
+        staff_reason=_field(body, "staff_reason", str),
+        staff_reason_en=str(body.get("staff_reason_en", "")),
+        temporary=bool(temporary),
+        copay_ratio=copay,
+    )

@@ -1,0 +1,154 @@
+"""The dashboard in headless Chromium (Debian's /usr/bin/chromium) driven by Playwright."""
+
+from __future__ import annotations
+
+import base64
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+
+
+def spki_pin(certificate_path: Path) -> str:
+    """base64 SHA-256 of a certificate's public key, as Chromium's SPKI allow-list wants it."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+
+    certificate = x509.load_pem_x509_certificate(certificate_path.read_bytes())
+    spki = certificate.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    digest = hashes.Hash(hashes.SHA256())
+    digest.update(spki)
+    return base64.b64encode(digest.finalize()).decode("ascii")
+
+
+@pytest.fixture
+def browser_page(clinic, tmp_path):
+    if not CHROMIUM.exists() or shutil.which("chromium") is None:
+        pytest.fail(
+            "Debian's chromium is missing: `make deps` installs it "
+            "(provisioning/debian-packages.txt)",
+            pytrace=False,
+        )
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "profile"),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            # trust exactly the clinic server's key (its CA is not in Chromium's store); a
+            # trusted origin, unlike ignore_https_errors, also lets downloads through
+            args=[
+                *CHROMIUM_FLAGS,
+                f"--ignore-certificate-errors-spki-list={spki_pin(clinic.config.paths.server_cert)}",
+            ],
+            accept_downloads=True,
+            locale="ja-JP",
+        )
+        try:
+            page = context.new_page()
+            page.set_default_timeout(10_000)
+            problems: list[str] = []
+            page.on(
+                "console",
+                lambda message: problems.append(message.text) if message.type == "error" else None,
+            )
+            page.on("pageerror", lambda error: problems.append(str(error)))
+            page.problems = problems
+            yield page
+        finally:
+            context.close()
+
+
+def test_staff_see_a_kiosk_check_live_open_it_confirm_a_visual_check_and_export(
+    clinic, browser_page, tmp_path
+):
+    page = browser_page
+    page.goto(clinic.staff_url + "/")
+    assert page.url.startswith(clinic.staff_url + "/login")
+    page.fill("#username", clinic.admin)
+    page.fill("#password", clinic.admin_password)
+    page.click("#login")
+    page.wait_for_selector("#verifications")
+    assert page.locator("h1").inner_text().startswith("確認結果")
+
+    # a kiosk checks a card: the row appears without reloading the page
+    page.evaluate("window.__notReloaded = true")
+    page.wait_for_function("document.getElementById('live-status') !== null")
+    page.wait_for_timeout(300)  # the event stream is connected
+    result = clinic.kiosk().check(clinic.card("valid-employee"), "pin")
+    row = page.locator(f"#v-{result.verification_id}")
+    row.wait_for(timeout=3000)
+    assert "有効" in row.locator(".result").inner_text()
+    assert page.evaluate("window.__notReloaded === true"), "the page was not reloaded"
+
+    # its detail, laid out for typing into receipt software
+    row.locator("a").click()
+    page.wait_for_selector(".receipt")
+    record = clinic.context.service.get(result.verification_id).records[0]
+    insurer = page.locator('[data-field="InsurerNumber"]').inner_text().replace("\n", "")
+    assert insurer == record["InsurerNumber"]
+    assert "3割" in page.locator('[data-field="InsuredPartialContributionRatio"]').inner_text()
+    page.screenshot(path=str(tmp_path / "detail.png"), full_page=True)
+
+    # a visual check waits in the queue; staff confirm it, the kiosk gets its answer
+    kiosk = clinic.kiosk()
+    pending = kiosk.check(clinic.card("face-auth"), "visual")
+    answer: dict = {}
+    waiter = threading.Thread(
+        target=lambda: answer.update(
+            result=kiosk.client.wait_for_result(pending.verification_id, 20)
+        )
+    )
+    waiter.start()
+    try:
+        page.click("a[href='/queue']")
+        ticket = page.locator(f"#q-{pending.verification_id}")
+        ticket.wait_for()
+        ticket.locator("button.confirm").click()
+        page.wait_for_url("**/queue")
+        page.locator(f"#q-{pending.verification_id}").wait_for(state="detached")
+    finally:
+        waiter.join(25)
+    assert answer["result"].state == "done"
+    assert answer["result"].eligible
+
+    # export the day as CSV
+    page.click("a[href='/']")
+    with page.expect_download() as download_info:
+        page.click("#export-csv")
+    download = download_info.value
+    saved = tmp_path / download.suggested_filename
+    download.save_as(saved)
+    text = saved.read_text(encoding="utf-8-sig")
+    assert result.verification_id in text
+    assert pending.verification_id in text
+    assert record["InsurerNumber"] in text
+    assert page.problems == [], "no script or CSP errors in the page"
+
+
+def test_the_dashboard_switches_to_english(clinic, browser_page):
+    page = browser_page
+    page.goto(clinic.staff_url + "/login")
+    page.click("#lang-switch")
+    assert page.locator("h1").inner_text() == "Staff login"
+    page.fill("#username", clinic.admin)
+    page.fill("#password", clinic.admin_password)
+    page.click("#login")
+    page.wait_for_selector("#verifications")
+    assert page.locator("h1").inner_text().startswith("Verifications")
+    assert page.problems == []
