@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from kiosk import __version__
 from kiosk.errors import KioskError
@@ -13,6 +14,7 @@ from kiosk.errors import KioskError
 def build_parser() -> argparse.ArgumentParser:
     from kiosk.bench import cli as bench_cli
     from kiosk.card import cli as card_cli
+    from kiosk.outbox import cli as outbox_cli
     from kiosk.sim import cli as sim_cli
 
     parser = argparse.ArgumentParser(
@@ -23,7 +25,19 @@ def build_parser() -> argparse.ArgumentParser:
     card_cli.add_parser(commands)
     sim_cli.add_parser(commands)
     bench_cli.add_parser(commands)
+    outbox_cli.add_parser(commands)
+    demo = commands.add_parser(
+        "demo", help="generate virtual cards and walk them through the card layer over PC/SC"
+    )
+    demo.add_argument("--out", type=Path, help="keep the generated population in this folder")
+    demo.set_defaults(handler=run_demo)
     return parser
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from kiosk import card_demo
+
+    return card_demo.run(args.out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from kiosk.bench import outbox
+
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     bench = subparsers.add_parser("bench", help="measure speed and memory")
@@ -17,6 +19,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     card.add_argument("--port", type=int, default=35963, help="vpcd port (default 35963)")
     card.add_argument("--reader", default="Virtual PCD 00 00", help="the vpcd reader's name")
     card.set_defaults(handler=run_card)
+    outbox.add_parser(commands)
 
 
 def run_card(args: argparse.Namespace) -> int:

@@ -1,0 +1,155 @@
+"""``kiosk uploader ...``: the uploader process and its maintenance commands.
+
+::
+
+    kiosk uploader run --config /etc/onshi-kiosk/kiosk.toml     the process (systemd unit)
+    kiosk uploader status --config FILE [--json]                 queue, alarms, last upload
+    kiosk uploader unpark --config FILE                          queue parked records again
+
+``run`` stops cleanly on SIGTERM or SIGINT (the batch in flight finishes or is sent again
+next time); SIGKILL loses nothing either. Exit codes: 0 done, 2 a configuration or storage
+problem (printed, without any payload).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from kiosk.outbox.config import KioskOutboxSettings, load_settings
+from kiosk.outbox.sealing import OutboxPublicKey
+from kiosk.outbox.store import Outbox
+
+DEFAULT_CONFIG = Path("/etc/onshi-kiosk/kiosk.toml")
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    uploader = subparsers.add_parser(
+        "uploader", help="send the sealed outbox to the clinic server (own process)"
+    )
+    commands = uploader.add_subparsers(dest="uploader_command", required=True)
+    run = commands.add_parser("run", help="run the uploader until stopped")
+    run.add_argument("--until-empty", action="store_true", help="stop once the queue is empty")
+    run.set_defaults(handler=run_uploader)
+    status = commands.add_parser("status", help="the outbox's queue and alarms")
+    status.add_argument("--json", action="store_true", help="print JSON")
+    status.set_defaults(handler=show_status)
+    unpark = commands.add_parser("unpark", help="queue the parked records again")
+    unpark.set_defaults(handler=unpark_records)
+    for command in (run, status, unpark):
+        command.add_argument(
+            "--config", type=Path, default=DEFAULT_CONFIG, help=f"default {DEFAULT_CONFIG}"
+        )
+
+
+def open_outbox(settings: KioskOutboxSettings, device_id: str) -> Outbox:
+    cfg = settings.outbox
+    return Outbox(
+        cfg.path,
+        device_id=device_id,
+        public_key=OutboxPublicKey.load(cfg.public_key),
+        max_bytes=cfg.max_bytes,
+        warn_fraction=cfg.warn_fraction,
+    )
+
+
+def _device_id(settings: KioskOutboxSettings) -> str:
+    from kiosk.device_auth import DeviceIdentity
+    from kiosk.errors import ConfigError
+
+    if settings.uploader is None:
+        raise ConfigError("[server] and [device] are needed to know the device")
+    up = settings.uploader
+    return DeviceIdentity.load(up.device_certificate, up.device_key).device_id
+
+
+def run_uploader(args: argparse.Namespace) -> int:
+    from kiosk.device_auth import DeviceIdentity
+    from kiosk.errors import ConfigError
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    settings = load_settings(args.config)
+    up = settings.uploader
+    if up is None:
+        raise ConfigError(f"{args.config}: [server] and [device] are needed to upload")
+    identity = DeviceIdentity.load(up.device_certificate, up.device_key)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return _upload(settings, identity, stop, until_empty=args.until_empty)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _upload(
+    settings: KioskOutboxSettings, identity: Any, stop: threading.Event, *, until_empty: bool
+) -> int:
+    import httpx
+
+    from kiosk.clinic_client import make_http_client
+    from kiosk.outbox.uploader import HttpBatchSender, Uploader
+
+    up = settings.uploader
+    assert up is not None
+    timeout = httpx.Timeout(connect=5.0, read=30.0, write=30.0, pool=5.0)
+    with (
+        open_outbox(settings, identity.device_id) as outbox,
+        make_http_client(
+            up.server_url,
+            ca_file=up.server_ca,
+            identity=identity,
+            client_cert_file=up.device_certificate,
+            client_key_file=up.device_key,
+            timeout=timeout,
+        ) as client,
+    ):
+        uploader = Uploader(outbox, HttpBatchSender(client), up.policy, state_file=up.state_file)
+        uploader.run(stop, until_empty=until_empty)
+    return 0
+
+
+def show_status(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    with open_outbox(settings, _device_id(settings)) as outbox:
+        status = outbox.status()
+        reasons = outbox.parked_reasons()
+    doc = status.to_json()
+    doc["parked_reasons"] = [{"reason": r, "records": n} for r, n in reasons]
+    if settings.uploader is not None and settings.uploader.state_file is not None:
+        try:
+            doc["uploader"] = json.loads(settings.uploader.state_file.read_text())
+        except (OSError, ValueError):
+            doc["uploader"] = None
+    if args.json:
+        print(json.dumps(doc, indent=2))
+        return 0
+    print(f"device        {status.device_id}")
+    print(f"queued        {status.records} records, {status.bytes} bytes")
+    print(f"fill          {status.fill:.1%} of {status.max_bytes} bytes ({status.level})")
+    print(f"parked        {status.parked}")
+    print(f"refused       {status.refused}")
+    print(f"clock back    {status.clock_back} times")
+    print(f"quarantined   {', '.join(status.quarantine_files) or 'none'}")
+    print(f"alarms        {', '.join(status.alarms) or 'none'}")
+    for reason, n in reasons:
+        print(f"  parked {n}: {reason}")
+    return 0
+
+
+def unpark_records(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    with open_outbox(settings, _device_id(settings)) as outbox:
+        n = outbox.unpark()
+    print(f"{n} records queued again")
+    return 0
