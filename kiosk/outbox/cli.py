@@ -99,6 +99,7 @@ def _upload(
 
     from kiosk.clinic_client import make_http_client
     from kiosk.outbox.uploader import HttpBatchSender, Uploader
+    from kiosk.service import Notifier
 
     up = settings.uploader
     assert up is not None
@@ -115,7 +116,12 @@ def _upload(
         ) as client,
     ):
         uploader = Uploader(outbox, HttpBatchSender(client), up.policy, state_file=up.state_file)
-        uploader.run(stop, until_empty=until_empty)
+        notifier = Notifier.from_env()
+        notifier.ready(f"uploading {identity.device_id}'s outbox to {up.server_url}")
+        try:
+            uploader.run(stop, until_empty=until_empty)
+        finally:
+            notifier.stopping()
     return 0
 
 

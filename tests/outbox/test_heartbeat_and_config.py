@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -137,7 +138,11 @@ def test_settings_resolve_relative_paths_and_check_values(tmp_path: Path) -> Non
 
 
 def test_kiosk_uploader_status_and_unpark(
-    clinic: object, server_key: OutboxPrivateKey, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    clinic: object,
+    server_key: OutboxPrivateKey,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     files = clinic.kiosks["kiosk-cli"]  # type: ignore[attr-defined]
     config = tmp_path / "kiosk.toml"
@@ -166,7 +171,15 @@ def test_kiosk_uploader_status_and_unpark(
     assert args.handler(args) == 0
     assert "2 records queued again" in capsys.readouterr().out
     args = parser.parse_args(["uploader", "run", "--until-empty", "--config", str(config)])
-    assert args.handler(args) == 0
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        # as systemd would for the Type=notify unit
+        notify.bind(str(tmp_path / "notify.sock"))
+        notify.settimeout(5)
+        monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "notify.sock"))
+        assert args.handler(args) == 0
+        said = [notify.recv(4096).decode() for _ in range(2)]
+    assert said[0].startswith("READY=1")
+    assert said[1].startswith("STOPPING=1")
     with open_outbox(settings, "kiosk-cli") as outbox:
         assert outbox.status().records == 0
     assert json.loads(settings.uploader.state_file.read_text())["state"] == "idle"  # type: ignore[union-attr]
