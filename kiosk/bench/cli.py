@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from kiosk.bench import outbox
+from kiosk.bench import outbox, transaction
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -20,6 +20,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     card.add_argument("--reader", default="Virtual PCD 00 00", help="the vpcd reader's name")
     card.set_defaults(handler=run_card)
     outbox.add_parser(commands)
+    transaction.add_parser(commands)
 
 
 def run_card(args: argparse.Namespace) -> int:

@@ -46,19 +46,32 @@ class KioskFiles:
     outbox_public_key: Path
 
 
-def prepare_clinic(root: Path, devices: Sequence[str], kem: str) -> dict[str, KioskFiles]:
-    """A clinic data directory with its outbox key and the devices issued (no server yet)."""
+def prepare_clinic(
+    root: Path, devices: Sequence[str], kem: str, *, population: Any = None
+) -> dict[str, KioskFiles]:
+    """A clinic data directory with its outbox key and the devices issued (no server yet).
+
+    With a ``population`` (:class:`kiosk.sim.population.Population`) the server trusts its
+    JPKI CA and CRL and the simulated national system holds its insured people.
+    """
     from cryptography import x509
 
     from clinic.cli import initialise
     from clinic.config import config_from
     from clinic.devices import DeviceRegistry
     from clinic.ingest import create_outbox_key, outbox_key_paths
+    from clinic.national import load_insured, read_insured_jsonl
     from clinic.pki import CertificateAuthority, cert_pem, write_private
     from clinic.server import open_database
 
     data = root / "clinic"
-    initialise(data, admin="admin", password=PASSWORD)
+    trust: dict[str, Any] = {}
+    if population is not None:
+        trust = {
+            "jpki_ca": [str(population.ca_directory / "jpki-ca.pem")],
+            "jpki_crl": [str(population.crl_path)],
+        }
+    initialise(data, admin="admin", password=PASSWORD, **trust)
     private, public = outbox_key_paths(data)
     private.unlink()
     create_outbox_key(data, kem)
@@ -66,6 +79,8 @@ def prepare_clinic(root: Path, devices: Sequence[str], kem: str) -> dict[str, Ki
     db = open_database(config)
     files: dict[str, KioskFiles] = {}
     try:
+        if population is not None:
+            load_insured(db, read_insured_jsonl(population.insured_path), now=time.time())
         ca_cert = x509.load_pem_x509_certificate(config.paths.device_ca.read_bytes())
         registry = DeviceRegistry(db, ca_cert, clock=time.time)
         ca = CertificateAuthority.load(config.paths.device_ca, config.paths.device_ca_key)
@@ -80,8 +95,9 @@ def prepare_clinic(root: Path, devices: Sequence[str], kem: str) -> dict[str, Ki
     return files
 
 
-def serve(data_dir: Path) -> None:
-    """Run the clinic server on 127.0.0.1 with free ports; print the kiosk port; until SIGTERM."""
+def serve(data_dir: Path, kiosk_port: int = 0, staff_port: int = 0) -> None:
+    """Run the clinic server on 127.0.0.1 (free ports unless given); print the kiosk port;
+    until SIGTERM. The JPKI trust is the data directory's (none unless it names a CA)."""
     import asyncio
     import logging
     from dataclasses import replace
@@ -91,8 +107,13 @@ def serve(data_dir: Path) -> None:
     from clinic.server import ClinicServer, build_context, new_event_loop
 
     logging.basicConfig(level=logging.WARNING)
-    config = replace(config_from(data_dir, {}), kiosk_port=0, staff_port=0, log_level="warning")
-    context = build_context(config, trust=JpkiTrust([]))
+    config = replace(
+        config_from(data_dir, {}),
+        kiosk_port=kiosk_port,
+        staff_port=staff_port,
+        log_level="warning",
+    )
+    context = build_context(config, trust=None if config.jpki_ca_files else JpkiTrust([]))
     server = ClinicServer(config, context)
 
     async def main() -> None:
@@ -112,9 +133,16 @@ def serve(data_dir: Path) -> None:
 class LocalClinic:
     """A real clinic server (TLS, mTLS, ingest) in a subprocess on 127.0.0.1."""
 
-    def __init__(self, root: Path, devices: Sequence[str], *, kem: str = "mlkem768-x25519"):
+    def __init__(
+        self,
+        root: Path,
+        devices: Sequence[str],
+        *,
+        kem: str = "mlkem768-x25519",
+        population: Any = None,
+    ):
         self.root = root
-        self.kiosks = prepare_clinic(root, devices, kem)
+        self.kiosks = prepare_clinic(root, devices, kem, population=population)
         self.data_dir = root / "clinic"
         self.port = 0
         self.staff_port = 0
@@ -124,9 +152,15 @@ class LocalClinic:
     def url(self) -> str:
         return f"https://127.0.0.1:{self.port}"
 
+    @property
+    def staff_url(self) -> str:
+        return f"https://127.0.0.1:{self.staff_port}"
+
     def start(self, timeout_s: float = 30.0) -> LocalClinic:
+        """Start the server; after a :meth:`stop` it comes back on the same ports."""
+        ports = [str(self.port), str(self.staff_port)] if self.port else []
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "kiosk.bench.outbox", "serve", str(self.data_dir)],
+            [sys.executable, "-m", "kiosk.bench.outbox", "serve", str(self.data_dir), *ports],
             stdout=subprocess.PIPE,
             text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -325,6 +359,11 @@ def run_outbox(args: argparse.Namespace) -> int:
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "serve":
         serve(Path(sys.argv[2]))
+    elif len(sys.argv) == 5 and sys.argv[1] == "serve":
+        serve(Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
     else:
-        print("usage: python -m kiosk.bench.outbox serve DATA_DIR", file=sys.stderr)
+        print(
+            "usage: python -m kiosk.bench.outbox serve DATA_DIR [KIOSK_PORT STAFF_PORT]",
+            file=sys.stderr,
+        )
         sys.exit(2)

@@ -3,7 +3,10 @@
 Peers show numbered codes with advice (DOMAIN.md section 6); ours are at least as clear. The
 number is what staff and the maintainer quote; the text comes from the message catalogues
 (``notice.<name>.title`` and ``notice.<name>.advice`` in every language). ``needs_staff``
-notices light amber and call someone; the others light red.
+notices light amber and call someone; the others light red. ``card_unusable`` notices say the
+card cannot be used for the check at all (certificate refused, not a My Number card): the
+flow shows them on the ERROR screen even when someone at the desk takes over (the amber
+light still calls staff); the other staff notices go on the NEEDS_STAFF screen.
 
 The clinic server answers with a *patient message code* (``eligible``, ``see_staff.revoked``,
 ...): :data:`BY_PATIENT_MESSAGE` turns it into a notice.
@@ -20,6 +23,8 @@ class NoticeInfo:
     number: int
     #: amber (someone at the desk takes over) rather than red (the card cannot be used)
     needs_staff: bool
+    #: the card cannot be used for the check at all (the ERROR screen, route "error")
+    card_unusable: bool = False
 
 
 class Notice(Enum):
@@ -27,16 +32,16 @@ class Notice(Enum):
 
     # 1xx: the card
     CARD_UNREADABLE = NoticeInfo(101, needs_staff=True)
-    NOT_MY_NUMBER_CARD = NoticeInfo(102, needs_staff=False)
+    NOT_MY_NUMBER_CARD = NoticeInfo(102, needs_staff=False, card_unusable=True)
     CARD_REMOVED_EARLY = NoticeInfo(103, needs_staff=False)
     PIN_LOCKED = NoticeInfo(111, needs_staff=True)
     PIN_AT_FLOOR = NoticeInfo(112, needs_staff=True)
     NO_PIN = NoticeInfo(113, needs_staff=True)
     # 2xx: the check said no
-    REVOKED = NoticeInfo(201, needs_staff=True)
-    EXPIRED = NoticeInfo(202, needs_staff=True)
-    CARD_NOT_ACCEPTED = NoticeInfo(203, needs_staff=True)
-    SIGNATURE = NoticeInfo(204, needs_staff=True)
+    REVOKED = NoticeInfo(201, needs_staff=True, card_unusable=True)
+    EXPIRED = NoticeInfo(202, needs_staff=True, card_unusable=True)
+    CARD_NOT_ACCEPTED = NoticeInfo(203, needs_staff=True, card_unusable=True)
+    SIGNATURE = NoticeInfo(204, needs_staff=True, card_unusable=True)
     INVALID = NoticeInfo(211, needs_staff=True)
     NEWER_QUALIFICATION = NoticeInfo(212, needs_staff=True)
     NOT_FOUND = NoticeInfo(213, needs_staff=True)
@@ -57,6 +62,10 @@ class Notice(Enum):
     @property
     def needs_staff(self) -> bool:
         return self.value.needs_staff
+
+    @property
+    def card_unusable(self) -> bool:
+        return self.value.card_unusable
 
     @property
     def key(self) -> str:
