@@ -47,7 +47,6 @@ from kiosk.flow.runner import (
 from kiosk.flow.screens import PatientDisplay, ScreenId
 from kiosk.hw.backend import Hardware, build_hardware
 from kiosk.outbox.heartbeat import Heartbeat
-from kiosk.outbox.sealing import OutboxPublicKey
 from kiosk.outbox.store import Outbox
 
 log = logging.getLogger(__name__)
@@ -153,17 +152,6 @@ def _http_client(config: KioskConfig, identity: DeviceIdentity) -> httpx.Client:
         raise ConfigError(f"[server] ca or [device]: cannot set up TLS: {exc}") from exc
 
 
-def _outbox(config: KioskConfig, device_id: str) -> Outbox:
-    cfg = config.outbox
-    return Outbox(
-        cfg.path,
-        device_id=device_id,
-        public_key=OutboxPublicKey.load(cfg.public_key),
-        max_bytes=cfg.max_bytes,
-        warn_fraction=cfg.warn_fraction,
-    )
-
-
 def _list_readers() -> list[str]:
     with PcscContext() as context:
         return context.readers()
@@ -225,7 +213,7 @@ def build_kiosk(config: KioskConfig, parts: Parts | None = None) -> Kiosk:
         http = _http_client(config, identity)
         client = ClinicClient(http)
         closing(client.close)
-        outbox = _outbox(config, device_id)
+        outbox = config.outbox.open(device_id)
         closing(outbox.close)
         hardware = parts.hardware or build_hardware(config.gpio)
         if parts.hardware is None:

@@ -44,10 +44,11 @@ class FlowFigures:
         }
 
 
-def pin_and_sign(session: JpkiSession, pin: str, message: bytes) -> bytes:
+def pin_and_sign(session: JpkiSession, pin: str, message: bytes = b"challenge") -> bytes:
     """The whole card side of a PIN check: identify, certificate, tries, VERIFY, sign."""
     session.open()
-    session.read_certificate()
+    if not session.needs_pin_for_certificate:  # a phone shows it only after VERIFY
+        session.read_certificate()
     session.pin_tries_left()
     entry = session.pin_entry()
     for digit in pin:

@@ -154,34 +154,30 @@ class _Throttled:
 _log_failure = _Throttled()
 
 
-# --- lights and buzzer ----------------------------------------------------------------------------
+# --- jobs off the flow's thread -------------------------------------------------------------------
 
 
-class Signals:
-    """Lights and buzzer driven from a thread of their own, in the order asked.
+class _QueueWorker:
+    """Runs queued jobs one at a time, in order, on a thread of its own.
 
-    gpiozero starts (and stops, joining) a thread for every blink and beep: done on the flow's
-    thread, that work would hold up the card command and the screen that follow it. Here the
-    flow only queues the request.
+    A failing job is counted and logged (throttled) under ``what``; the next one still runs.
     """
 
-    def __init__(self, lights: Lights, buzzer: Sounder) -> None:
-        self._lights = lights
-        self._buzzer = buzzer
+    def __init__(self, name: str, what: str, failure: str) -> None:
         self._queue: queue.Queue[Callable[[], None] | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name="flow-signals", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._what = what
+        self._failure = failure
+        self.failures = 0
 
     def start(self) -> None:
         self._thread.start()
 
-    def show(self, signal: LightSignal, *, reminder: int = 0) -> None:
-        self._queue.put(lambda: self._lights.show(signal, reminder=reminder))
-
-    def play(self, sound: Sound) -> None:
-        self._queue.put(lambda: self._buzzer.play(sound))
+    def _put(self, job: Callable[[], None]) -> None:
+        self._queue.put(job)
 
     def flush(self, timeout_s: float = 5.0) -> bool:
-        """Wait until everything asked so far is done (tests)."""
+        """Wait until every job queued so far is done (tests, shutdown)."""
         deadline = time.monotonic() + timeout_s
         while self._queue.unfinished_tasks:
             if time.monotonic() > deadline:
@@ -196,65 +192,58 @@ class Signals:
 
     def _run(self) -> None:
         while True:
-            action = self._queue.get()
+            job = self._queue.get()
             try:
-                if action is None:
+                if job is None:
                     return
-                action()
+                job()
             except Exception:
-                _log_failure("signals", "the lights or the buzzer failed")
+                self.failures += 1
+                _log_failure(self._what, self._failure)
             finally:
                 self._queue.task_done()
+
+
+class Signals(_QueueWorker):
+    """Lights and buzzer driven from a thread of their own, in the order asked.
+
+    gpiozero starts (and stops, joining) a thread for every blink and beep: done on the flow's
+    thread, that work would hold up the card command and the screen that follow it. Here the
+    flow only queues the request.
+    """
+
+    def __init__(self, lights: Lights, buzzer: Sounder) -> None:
+        super().__init__("flow-signals", "signals", "the lights or the buzzer failed")
+        self._lights = lights
+        self._buzzer = buzzer
+
+    def show(self, signal: LightSignal, *, reminder: int = 0) -> None:
+        self._put(lambda: self._lights.show(signal, reminder=reminder))
+
+    def play(self, sound: Sound) -> None:
+        self._put(lambda: self._buzzer.play(sound))
 
 
 # --- the journal ----------------------------------------------------------------------------------
 
 
-class Journal:
+class Journal(_QueueWorker):
     """Appends records to the outbox on a thread of its own; a failing outbox never stops the
     flow (the failure is counted and logged, throttled)."""
 
     def __init__(self, sink: RecordSink | None) -> None:
+        super().__init__("flow-journal", "journal", "a flow record was not stored")
         self._sink = sink
-        self._queue: queue.Queue[tuple[str, dict[str, Any]] | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name="flow-journal", daemon=True)
-        self.failures = 0
         self.written = 0
 
-    def start(self) -> None:
-        self._thread.start()
-
     def record(self, kind: str, payload: Mapping[str, Any]) -> None:
-        self._queue.put((kind, dict(payload)))
+        item = dict(payload)
+        self._put(lambda: self._write(kind, item))
 
-    def flush(self, timeout_s: float = 5.0) -> bool:
-        """Wait until everything recorded so far is written (tests, shutdown)."""
-        deadline = time.monotonic() + timeout_s
-        while self._queue.unfinished_tasks:
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.005)
-        return True
-
-    def close(self, timeout_s: float = 5.0) -> None:
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join(timeout_s)
-
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            try:
-                if item is None:
-                    return
-                if self._sink is not None:
-                    self._sink.append(*item)
-                self.written += 1
-            except Exception:
-                self.failures += 1
-                _log_failure("journal", "a flow record was not stored")
-            finally:
-                self._queue.task_done()
+    def _write(self, kind: str, payload: dict[str, Any]) -> None:
+        if self._sink is not None:
+            self._sink.append(kind, payload)
+        self.written += 1
 
 
 # --- the card -------------------------------------------------------------------------------------

@@ -23,7 +23,6 @@ from types import FrameType
 from typing import Any
 
 from kiosk.outbox.config import KioskOutboxSettings, load_settings
-from kiosk.outbox.sealing import OutboxPublicKey
 from kiosk.outbox.store import Outbox
 
 DEFAULT_CONFIG = Path("/etc/onshi-kiosk/kiosk.toml")
@@ -49,14 +48,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def open_outbox(settings: KioskOutboxSettings, device_id: str) -> Outbox:
-    cfg = settings.outbox
-    return Outbox(
-        cfg.path,
-        device_id=device_id,
-        public_key=OutboxPublicKey.load(cfg.public_key),
-        max_bytes=cfg.max_bytes,
-        warn_fraction=cfg.warn_fraction,
-    )
+    return settings.outbox.open(device_id)
 
 
 def _device_id(settings: KioskOutboxSettings) -> str:

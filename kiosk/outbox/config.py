@@ -37,7 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from kiosk.errors import ConfigError
-from kiosk.outbox.store import DEFAULT_MAX_BYTES, DEFAULT_WARN_FRACTION
+from kiosk.outbox.sealing import OutboxPublicKey
+from kiosk.outbox.store import DEFAULT_MAX_BYTES, DEFAULT_WARN_FRACTION, Outbox
 from kiosk.outbox.uploader import UploadPolicy
 
 
@@ -47,6 +48,16 @@ class OutboxConfig:
     public_key: Path
     max_bytes: int = DEFAULT_MAX_BYTES
     warn_fraction: float = DEFAULT_WARN_FRACTION
+
+    def open(self, device_id: str) -> Outbox:
+        """The outbox these settings describe, for ``device_id``."""
+        return Outbox(
+            self.path,
+            device_id=device_id,
+            public_key=OutboxPublicKey.load(self.public_key),
+            max_bytes=self.max_bytes,
+            warn_fraction=self.warn_fraction,
+        )
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from kiosk.bench.card import pin_and_sign
 from kiosk.card import apdu
 from kiosk.card.jpki import JpkiSession, PinPolicy, Token, pin_flow_apdu_budget
 from kiosk.card.pcsc import PcscContext, PcscLink, Presence, PresenceMonitor, open_link
@@ -72,18 +73,6 @@ def connect(slot: InsertedCard, *, command_timeout_s: float = 5.0) -> PcscLink:
             assert time.monotonic() < deadline, "pcscd does not report the card"
             time.sleep(0.02)
     return open_link(READER, command_timeout_s=command_timeout_s)
-
-
-def typed_flow(session: JpkiSession, pin: str, message: bytes = b"challenge") -> bytes:
-    session.open()
-    if not session.needs_pin_for_certificate:
-        session.read_certificate()
-    session.pin_tries_left()
-    entry = session.pin_entry()
-    for digit in pin:
-        entry.type_digit(digit)
-    session.verify_pin(entry)
-    return session.sign(message)
 
 
 def wait_until_empty(timeout: float = 5.0) -> None:
@@ -176,7 +165,7 @@ def test_pin_and_sign_through_pcscd_verifies_and_stays_in_budget(
     card = fresh(path)
     with place(card) as slot, connect(slot) as link:
         session = JpkiSession(link)
-        signature = typed_flow(session, "3141", b"bound to a nonce")
+        signature = pin_and_sign(session, "3141", b"bound to a nonce")
     public_key = card.profile.certificate().public_key()
     assert isinstance(public_key, rsa.RSAPublicKey)
     public_key.verify(signature, b"bound to a nonce", padding.PKCS1v15(), hashes.SHA256())
@@ -195,7 +184,7 @@ def test_wrong_pins_count_down_lock_and_stay_locked(pcscd: str, make_profile: Ma
         with place(fresh(path)) as slot, connect(slot) as link:
             session = JpkiSession(link, PinPolicy(floor=1))
             try:
-                typed_flow(session, "2222")
+                pin_and_sign(session, "2222")
             except WrongPin as exc:
                 seen.append(exc.tries_left)
             except PinLocked:
@@ -205,7 +194,7 @@ def test_wrong_pins_count_down_lock_and_stay_locked(pcscd: str, make_profile: Ma
     with place(card) as slot, connect(slot) as link:
         session = JpkiSession(link)
         with pytest.raises(PinLocked):
-            typed_flow(session, "1111")  # even the right PIN is never sent now
+            pin_and_sign(session, "1111")  # even the right PIN is never sent now
     assert not [c for c in card.apdu_log if c[:2] == b"\x00\x20" and len(c) > 4]
 
 
@@ -215,7 +204,7 @@ def test_default_floor_stops_at_one_try_and_a_correct_pin_resets(
     path = make_profile(pin="1111", pin_tries_left=2)
     with place(fresh(path)) as slot, connect(slot) as link:
         with pytest.raises(WrongPin):
-            typed_flow(JpkiSession(link), "0000")
+            pin_and_sign(JpkiSession(link), "0000")
     assert tries_on(path) == 1
     with place(fresh(path)) as slot, connect(slot) as link:
         session = JpkiSession(link)
@@ -224,7 +213,7 @@ def test_default_floor_stops_at_one_try_and_a_correct_pin_resets(
         assert not session.may_ask_for_pin()
     path2 = make_profile(pin="1111", pin_tries_left=2)
     with place(fresh(path2)) as slot, connect(slot) as link:
-        typed_flow(JpkiSession(link), "1111")
+        pin_and_sign(JpkiSession(link), "1111")
     assert tries_on(path2) == 3
 
 
@@ -232,7 +221,7 @@ def test_android_token_pin_before_certificate(pcscd: str, make_profile: MakeProf
     path = make_profile(CardKind.ANDROID, pin="2468")
     with place(fresh(path)) as slot, connect(slot) as link:
         session = JpkiSession(link)
-        typed_flow(session, "2468")
+        pin_and_sign(session, "2468")
         assert session.read_certificate() == CardProfile.load(path).user_auth_certificate
 
 
@@ -245,7 +234,7 @@ def test_non_jpki_card_is_refused_by_aid_not_atr(pcscd: str, make_profile: MakeP
 def _pin_flow_length(path: Path) -> int:
     card = fresh(path)
     with place(card) as slot, connect(slot) as link:
-        typed_flow(JpkiSession(link), "1111")
+        pin_and_sign(JpkiSession(link), "1111")
     return len(card.apdu_log)
 
 
@@ -260,7 +249,7 @@ def test_removal_at_every_apdu_gives_a_typed_error_and_spends_no_untyped_try(
     """
     card = fresh(make_profile(pin="1111"))
     with place(card) as slot, connect(slot) as link:
-        typed_flow(JpkiSession(link), "1111")
+        pin_and_sign(JpkiSession(link), "1111")
     length = len(card.apdu_log)
     verify_at = next(
         i + 1 for i, c in enumerate(card.apdu_log) if c[:4] == b"\x00\x20\x00\x80" and len(c) > 4
@@ -272,7 +261,7 @@ def test_removal_at_every_apdu_gives_a_typed_error_and_spends_no_untyped_try(
             faults = Faults(remove_after=n, remove_processes=processes)
             with place(fresh(path), faults) as slot, connect(slot) as link:
                 with pytest.raises(CardError) as caught:
-                    typed_flow(JpkiSession(link), pin)
+                    pin_and_sign(JpkiSession(link), pin)
                 assert caught.value.temporary, f"APDU {n}: {caught.value!r}"
             spent = 3 - tries_on(path)
             if pin == "9999" and n == verify_at and processes:
@@ -303,7 +292,7 @@ def test_corrupted_answers_give_typed_errors(
         faults = Faults(corrupt_after=n, corrupt=how)  # type: ignore[arg-type]
         with place(fresh(make_profile(pin="1111")), faults) as slot:
             with connect(slot) as link, pytest.raises(KioskError):
-                typed_flow(JpkiSession(link), "1111")
+                pin_and_sign(JpkiSession(link), "1111")
 
 
 def test_presence_monitor_sees_insert_and_remove(pcscd: str, make_profile: MakeProfile) -> None:
@@ -377,7 +366,7 @@ def test_pcscd_restart_mid_session_is_survived(pcscd: str, make_profile: MakePro
             )
             # a new session on the same card works without restarting anything
             with connect(slot) as link2:
-                typed_flow(JpkiSession(link2), "1111")
+                pin_and_sign(JpkiSession(link2), "1111")
     finally:
         monitor.close()
         start_pcscd()
