@@ -44,8 +44,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hpke
 from cryptography.hazmat.primitives.asymmetric import mlkem, x25519
 
-from kiosk.errors import ConfigError, OutboxError
-from kiosk.outbox.record import RecordHeader
+from contract.errors import ConfigError, UnsealError
+from contract.outbox_record import RecordHeader
 
 KemName = Literal["mlkem768-x25519", "x25519"]
 KEMS: tuple[KemName, ...] = ("mlkem768-x25519", "x25519")
@@ -67,10 +67,6 @@ _AEAD_TAG = 16
 
 _PublicKey = hpke.MLKEM768X25519PublicKey | x25519.X25519PublicKey
 _PrivateKey = hpke.MLKEM768X25519PrivateKey | x25519.X25519PrivateKey
-
-
-class UnsealError(OutboxError):
-    """A sealed body does not open with this key and header (tampered, moved or foreign)."""
 
 
 def _key_id(kem: KemName, public_raw: bytes) -> str:

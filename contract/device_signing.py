@@ -1,15 +1,17 @@
 """Which kiosk is calling: requests signed with the device key.
 
-Mutual TLS keeps strangers off the clinic server, but the ASGI servers we run do not hand the
-verified client certificate to the application. So every request a kiosk sends also carries
-its device certificate and an ECDSA signature, made with the same device key, over a
+Mutual TLS keeps strangers off the clinic server; on top of it every request a kiosk sends
+carries its device certificate and an ECDSA signature, made with the same device key, over a
 canonical form of the request::
 
-    onshi-request-v1 LF METHOD LF TARGET LF TIMESTAMP LF SHA256(BODY) hex
+    onshi-request-v2 LF METHOD LF TARGET LF TIMESTAMP LF REQUEST_ID LF SHA256(BODY) hex
 
-TARGET is the path with its query string, TIMESTAMP whole seconds since the epoch. The server
+TARGET is the path with its query string, TIMESTAMP whole seconds since the epoch, REQUEST_ID
+32 lowercase hex digits drawn at random for each request (``new_request_id``). The server
 checks the signature and the clock skew here (``verify_request``) and then, itself, that the
-certificate was issued by the clinic's device CA and is not revoked.
+certificate is the one the TLS connection presented, that the clinic's device CA issued it
+and it is not revoked, and that the request id was not seen before within the skew window
+(a captured request cannot be sent again).
 
 Both halves live in this one pure module so they cannot drift apart.
 """
@@ -18,30 +20,41 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Callable, Generator, Mapping
+import re
+import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from kiosk.errors import ConfigError, DeviceAuthError
+from contract.errors import ConfigError, DeviceAuthError
 
 HEADER_CERTIFICATE = "Onshi-Device-Certificate"
 HEADER_TIMESTAMP = "Onshi-Timestamp"
 HEADER_SIGNATURE = "Onshi-Signature"
+HEADER_REQUEST_ID = "Onshi-Request-Id"
 
 #: How far the kiosk's clock may be from the server's, in seconds.
 MAX_SKEW_S = 300
 
-_PREFIX = b"onshi-request-v1"
+_PREFIX = b"onshi-request-v2"
+
+_REQUEST_ID = re.compile(r"[0-9a-f]{32}")
 
 
-def canonical_request(method: str, target: str, timestamp: int, body: bytes) -> bytes:
+def new_request_id() -> str:
+    """A fresh request id: 128 random bits as 32 lowercase hex digits."""
+    return secrets.token_hex(16)
+
+
+def canonical_request(
+    method: str, target: str, timestamp: int, request_id: str, body: bytes
+) -> bytes:
     """The bytes a device signs for one request."""
     return b"\n".join(
         [
@@ -49,6 +62,7 @@ def canonical_request(method: str, target: str, timestamp: int, body: bytes) -> 
             method.upper().encode("ascii"),
             target.encode("utf-8"),
             str(timestamp).encode("ascii"),
+            request_id.encode("ascii"),
             hashlib.sha256(body).hexdigest().encode("ascii"),
         ]
     )
@@ -87,16 +101,32 @@ class DeviceIdentity:
             raise ConfigError(f"{key_path} does not belong to {certificate_path}")
         return cls(certificate, key)
 
-    def sign_request(self, method: str, target: str, body: bytes, *, now: float) -> dict[str, str]:
-        """The headers that prove this device sent this request at ``now``."""
+    def sign_request(
+        self,
+        method: str,
+        target: str,
+        body: bytes,
+        *,
+        now: float,
+        request_id: str | None = None,
+    ) -> dict[str, str]:
+        """The headers that prove this device sent this request, once, at ``now``.
+
+        Each call draws a new request id unless one is given (tests give one to replay).
+        """
         timestamp = int(now)
+        request_id = request_id if request_id is not None else new_request_id()
+        if not _REQUEST_ID.fullmatch(request_id):
+            raise ValueError("a request id is 32 lowercase hex digits")
         signature = self.private_key.sign(
-            canonical_request(method, target, timestamp, body), ec.ECDSA(hashes.SHA256())
+            canonical_request(method, target, timestamp, request_id, body),
+            ec.ECDSA(hashes.SHA256()),
         )
         cert_der = self.certificate.public_bytes(serialization.Encoding.DER)
         return {
             HEADER_CERTIFICATE: base64.b64encode(cert_der).decode("ascii"),
             HEADER_TIMESTAMP: str(timestamp),
+            HEADER_REQUEST_ID: request_id,
             HEADER_SIGNATURE: base64.b64encode(signature).decode("ascii"),
         }
 
@@ -107,7 +137,11 @@ class SignedRequest:
 
     device_id: str
     certificate: x509.Certificate
+    #: the certificate as the request carried it (DER), to compare with the TLS client's
+    certificate_der: bytes
     timestamp: int
+    #: unique per request: the server refuses one it has seen within the skew window
+    request_id: str
 
 
 def verify_request(
@@ -122,18 +156,23 @@ def verify_request(
     """Check a request's device signature and its age.
 
     ``headers`` must look names up case-insensitively (Starlette's and httpx's do). The
-    caller still has to check that the certificate chains to its device CA and is not
-    revoked: this function only proves the holder of the certificate's key signed the
+    caller still has to check that the certificate is the TLS client certificate of the
+    connection, that it chains to its device CA and is not revoked, and that the request id
+    is new: this function only proves the holder of the certificate's key signed the
     request recently.
     """
     try:
         cert_b64 = headers[HEADER_CERTIFICATE]
         timestamp_text = headers[HEADER_TIMESTAMP]
+        request_id = headers[HEADER_REQUEST_ID]
         signature_b64 = headers[HEADER_SIGNATURE]
     except KeyError as exc:
         raise DeviceAuthError(f"missing header {exc.args[0]}") from None
+    if not _REQUEST_ID.fullmatch(request_id):
+        raise DeviceAuthError("malformed request id: 32 lowercase hex digits expected")
     try:
-        certificate = x509.load_der_x509_certificate(base64.b64decode(cert_b64, validate=True))
+        certificate_der = base64.b64decode(cert_b64, validate=True)
+        certificate = x509.load_der_x509_certificate(certificate_der)
         signature = base64.b64decode(signature_b64, validate=True)
         timestamp = int(timestamp_text)
     except ValueError as exc:
@@ -145,26 +184,12 @@ def verify_request(
         raise DeviceAuthError("device certificate does not hold an EC key")
     try:
         public_key.verify(
-            signature, canonical_request(method, target, timestamp, body), ec.ECDSA(hashes.SHA256())
+            signature,
+            canonical_request(method, target, timestamp, request_id, body),
+            ec.ECDSA(hashes.SHA256()),
         )
     except InvalidSignature:
         raise DeviceAuthError("device signature does not verify") from None
-    return SignedRequest(device_id_of(certificate), certificate, timestamp)
-
-
-class DeviceRequestAuth(httpx.Auth):
-    """httpx authentication that signs every request with the device key."""
-
-    requires_request_body = True
-
-    def __init__(self, identity: DeviceIdentity, clock: Callable[[], float]) -> None:
-        """``clock`` returns wall-clock seconds: ``time.time`` in production."""
-        self._identity = identity
-        self._clock = clock
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        target = request.url.raw_path.decode("ascii")
-        request.headers.update(
-            self._identity.sign_request(request.method, target, request.content, now=self._clock())
-        )
-        yield request
+    return SignedRequest(
+        device_id_of(certificate), certificate, certificate_der, timestamp, request_id
+    )

@@ -4,7 +4,7 @@ A record is a clear header and a sealed body. The header says only what the uplo
 server need to order, deduplicate and route a record; it never holds personal data::
 
     device_id  the kiosk (its device certificate's common name)
-    seq        the per-device sequence number, rising, never reused (see ``kiosk.outbox.store``)
+    seq        the per-device sequence number, rising, never reused (see ``kiosk.outbox.sequence``)
     prev       the sequence of the record appended just before this one (0 for the first):
                the server finds a gap wherever a record's ``prev`` is missing
     key        an idempotency key, 128 random bits in hex
@@ -194,6 +194,8 @@ class Batch:
             doc = json.loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ValueError(f"batch is not JSON: {exc}") from None
+        except RecursionError:  # the parser gives up deep nesting (a batch has four levels)
+            raise ValueError("batch JSON is nested too deeply") from None
         if not isinstance(doc, dict):
             raise ValueError("batch must be a JSON object")
         device_id = doc.get("device_id")
