@@ -2,9 +2,10 @@
 
 Nothing else in the kiosk builds a reader, a pin factory, an HTTP client, an outbox or a
 display: :func:`build_kiosk` does, from a :class:`~kiosk.config.KioskConfig`, and passes them
-in. There are no module-level singletons. A caller may hand in a part of its own (the demo's
-recording display, a test's reader) through :class:`Parts`; everything else comes from the
-config.
+in (the HTTP client through :func:`~kiosk.clinic_client.open_clinic_client`, as the uploader
+opens its own). There are no module-level singletons. A caller may hand in a part of its own
+(the demo's recording display, a test's reader) through :class:`Parts`; everything else comes
+from the config.
 
 ``kiosk run --config FILE`` (:func:`run`) is the appliance under systemd: READY=1 once the
 idle screen is up, WATCHDOG=1 only while the flow loop answers, STOPPING=1 on SIGTERM.
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -24,30 +24,21 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-import httpx
-
 from kiosk import __version__
 from kiosk.card.jpki import Link, PinPolicy
 from kiosk.card.pcsc import PcscContext, PresenceMonitor
-from kiosk.clinic_client import ClinicClient, make_http_client
+from kiosk.clinic_client import ClinicClient, open_clinic_client
 from kiosk.config import KioskConfig, load_config
-from kiosk.device_auth import DeviceIdentity
-from kiosk.errors import ConfigError, PcscServiceGone
+from kiosk.errors import PcscServiceGone
+from kiosk.flow.card_worker import CardWorker, Presences
+from kiosk.flow.journal import Journal, RecordSink
 from kiosk.flow.machine import FlowMachine
-from kiosk.flow.runner import (
-    CardWorker,
-    FlowRunner,
-    Journal,
-    Lights,
-    Presences,
-    RecordSink,
-    ServerWorker,
-    Sounder,
-)
+from kiosk.flow.runner import FlowRunner, Lights, Sounder
 from kiosk.flow.screens import PatientDisplay, ScreenId
+from kiosk.flow.server_worker import ServerWorker
 from kiosk.hw.backend import Hardware, build_hardware
 from kiosk.outbox.heartbeat import Heartbeat
-from kiosk.outbox.store import Outbox
+from kiosk.outbox.queue import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -131,27 +122,6 @@ class Kiosk:
         )
 
 
-def _http_client(config: KioskConfig, identity: DeviceIdentity) -> httpx.Client:
-    server = config.server
-    timeout = httpx.Timeout(
-        connect=server.connect_timeout_s,
-        read=server.read_timeout_s,
-        write=server.read_timeout_s,
-        pool=server.connect_timeout_s,
-    )
-    try:
-        return make_http_client(
-            server.url,
-            ca_file=server.ca,
-            identity=identity,
-            client_cert_file=config.device_certificate,
-            client_key_file=config.device_key,
-            timeout=timeout,
-        )
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(f"[server] ca or [device]: cannot set up TLS: {exc}") from exc
-
-
 def _list_readers() -> list[str]:
     with PcscContext() as context:
         return context.readers()
@@ -208,10 +178,9 @@ def build_kiosk(config: KioskConfig, parts: Parts | None = None) -> Kiosk:
         closers.append(close)
 
     try:
-        identity = DeviceIdentity.load(config.device_certificate, config.device_key)
+        identity = config.device.identity()
         device_id = identity.device_id
-        http = _http_client(config, identity)
-        client = ClinicClient(http)
+        client = open_clinic_client(config.server, config.device, identity)
         closing(client.close)
         outbox = config.outbox.open(device_id)
         closing(outbox.close)
@@ -317,7 +286,7 @@ def serve(kiosk: Kiosk, stop: threading.Event, *, ready_timeout_s: float = 60.0)
     The watchdog is fed only while the flow loop answers a ping, so a hung loop gets the
     unit restarted.
     """
-    from kiosk.service import Notifier, Watchdog
+    from kiosk.supervision import Notifier, Watchdog
 
     notifier = Notifier.from_env()
     watchdog = Watchdog.from_env(notifier)
@@ -342,7 +311,7 @@ def serve(kiosk: Kiosk, stop: threading.Event, *, ready_timeout_s: float = 60.0)
 
 def run(config_path: Path, *, argv: Sequence[str] = ()) -> int:
     """``kiosk run``: the appliance. A broken config is one clear line and exit code 2."""
-    from kiosk.service import configure_logging, stderr_is_journal
+    from kiosk.supervision import configure_logging, stderr_is_journal
 
     configure_logging(journald=stderr_is_journal())
     config = load_config(config_path)

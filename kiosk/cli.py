@@ -1,14 +1,23 @@
-"""The ``kiosk`` command: one entry point, each sub-command registered by its own package."""
+"""The ``kiosk`` command: one entry point, each sub-command registered by its own package.
+
+Commands from outside the appliance (the testbed's ``demo``, ``bench transaction`` and
+``bench outbox``) plug in through the entry points :data:`COMMAND_PLUGINS` and
+``kiosk.bench.cli.BENCH_PLUGINS``; the appliance itself never imports them.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Sequence
+from importlib.metadata import entry_points
 from pathlib import Path
 
+from contract.errors import OnshiError
 from kiosk import __version__
-from kiosk.errors import KioskError
+
+#: Entry points that add ``kiosk`` commands (``add_parser(subparsers)``).
+COMMAND_PLUGINS = "onshi_kiosk.commands"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,37 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="the kiosk's TOML file (default /etc/onshi-kiosk/kiosk.toml)",
     )
     run.set_defaults(handler=run_kiosk)
-    demo = commands.add_parser(
-        "demo",
-        help="everything on one machine: a clinic server, virtual cards and the kiosk in a window",
-        description="A clinic server with the simulated national system and a generated "
-        "population, a virtual card on the vpcd reader and the kiosk in a window: keys place "
-        "and remove cards of each profile. Without a display (or with --headless) it walks "
-        "one patient of every outcome through the real stack and writes screenshots and a "
-        "transcript.",
-    )
-    demo.add_argument(
-        "--card-only",
-        action="store_true",
-        help="the card layer alone: probe and PIN-and-sign rounds over PC/SC (the first demo)",
-    )
-    demo.add_argument("--headless", action="store_true", help="no window: the scripted scenario")
-    demo.add_argument(
-        "--scenario",
-        default="all",
-        help='"all" (one patient per outcome) or comma-separated outcome names',
-    )
-    demo.add_argument("--out", type=Path, help="where screenshots, transcript (and cards) go")
-    demo.add_argument(
-        "--pace",
-        choices=["instant", "patient"],
-        default="instant",
-        help="headless typing: at once, or with a patient's pauses between keys",
-    )
-    demo.add_argument(
-        "--layout", choices=["landscape", "portrait"], default="landscape", help="screen layout"
-    )
-    demo.set_defaults(handler=run_demo)
+    for plugin in entry_points(group=COMMAND_PLUGINS):
+        plugin.load()(commands)  # the testbed's ``demo``, when it is installed
     return parser
 
 
@@ -78,21 +58,11 @@ def run_kiosk(args: argparse.Namespace) -> int:
     return app.run(args.config)
 
 
-def run_demo(args: argparse.Namespace) -> int:
-    if args.card_only:
-        from kiosk import card_demo
-
-        return card_demo.run(args.out)
-    from kiosk import demo
-
-    return demo.run(args)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code: int = args.handler(args)
-    except KioskError as exc:
+    except OnshiError as exc:
         print(f"kiosk: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

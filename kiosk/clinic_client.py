@@ -2,7 +2,7 @@
 
 ``make_http_client`` builds the one ``httpx.Client`` a kiosk process uses to reach the clinic
 server: mutual TLS with the clinic's server CA pinned (no system CAs), every request signed
-with the device key (``kiosk.device_auth``), explicit timeouts and HTTP/1.1 keep-alive.
+with the device key (``contract.device_signing``), explicit timeouts and HTTP/1.1 keep-alive.
 
 ``ClinicClient`` speaks the eligibility API over such a client and translates failures at this
 boundary into the kiosk's exception tree:
@@ -10,12 +10,18 @@ boundary into the kiosk's exception tree:
 - ``ServerUnreachable`` (temporary): the request never completed - no connection, a TLS
   failure, a timeout, the connection dropped;
 - ``ServerRejected``: an error status or an answer the kiosk cannot read; ``temporary`` is
-  true for 429 and 503 (and 502/504 from a proxy), so the caller may try again later.
+  true for the statuses ``contract.api`` calls temporary (429, 503...), so the caller may
+  try again later, after the server's ``Retry-After`` when it gave one.
 
 Only calls that are safe to repeat are retried here: asking for a challenge (an unused nonce
 simply expires), reading a result, and confirming (the server treats the same decision twice
 as one). A verification is never retried: its nonce is single use, so the caller starts over
-with a fresh challenge.
+with a fresh challenge. An outbox batch is not retried here either: the uploader
+(:mod:`kiosk.outbox.uploader`) backs off and sends the same records again itself.
+
+Both kiosk processes, the appliance and the uploader, open their client with
+:func:`open_clinic_client` from the ``[server]`` and ``[device]`` settings
+(:mod:`kiosk.server_config`): one HTTP seam, the configured timeouts for both.
 
 This module imports nothing from the server: the kiosk does not install the ``clinic`` extra.
 """
@@ -27,27 +33,48 @@ import binascii
 import datetime as dt
 import ssl
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import httpx
 
-from kiosk.challenge import Mode
-from kiosk.device_auth import DeviceIdentity, DeviceRequestAuth
+from contract import api
+from contract.challenge import Mode
+from contract.device_signing import DeviceIdentity
+from contract.errors import ConfigError
+from contract.outbox_record import Batch, BatchAck
 from kiosk.errors import ServerRejected, ServerUnreachable
-
-API_PREFIX = "/api/v1"
+from kiosk.server_config import DeviceConfig, ServerConfig
 
 #: Connecting and reading are bounded; a long-poll adds its wait to the read timeout.
 DEFAULT_TIMEOUT = httpx.Timeout(connect=3.0, read=10.0, write=5.0, pool=5.0)
 
-#: Status codes after which the same request may succeed later.
-TEMPORARY_STATUSES = frozenset({429, 502, 503, 504})
-
 State = Literal["done", "awaiting_staff"]
 Decision = Literal["confirmed", "rejected"]
+
+
+class DeviceRequestAuth(httpx.Auth):
+    """httpx authentication that signs every request with the device key.
+
+    Each request - each retry too - gets a fresh request id inside what it signs: the server
+    accepts a request id once, so a captured request cannot be sent again.
+    """
+
+    requires_request_body = True
+
+    def __init__(self, identity: DeviceIdentity, clock: Callable[[], float]) -> None:
+        """``clock`` returns wall-clock seconds: ``time.time`` in production."""
+        self._identity = identity
+        self._clock = clock
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        target = request.url.raw_path.decode("ascii")
+        request.headers.update(
+            self._identity.sign_request(request.method, target, request.content, now=self._clock())
+        )
+        yield request
 
 
 def make_http_client(
@@ -64,8 +91,8 @@ def make_http_client(
 
     ``ca_file`` is the clinic's server CA (``server-ca.pem``): the only authority trusted.
     ``client_cert_file``/``client_key_file`` are the device certificate and key presented in
-    the TLS handshake; ``identity`` (normally loaded from the same two files) signs each
-    request, since the server cannot see the TLS client certificate.
+    the TLS handshake; ``identity`` (loaded from the same two files: the server refuses a
+    request signed with another certificate than the connection's) signs each request.
     """
     context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca_file))
     context.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -82,6 +109,33 @@ def make_http_client(
         follow_redirects=False,
         trust_env=False,
     )
+
+
+def open_clinic_client(
+    server: ServerConfig, device: DeviceConfig, identity: DeviceIdentity, *, retries: int = 2
+) -> ClinicClient:
+    """The kiosk's client for the server ``[server]`` names, as the device ``[device]`` names,
+    with the configured timeouts. TLS files that cannot be used are a ConfigError naming the
+    settings."""
+    for setting, path in (
+        ("[server] ca", server.ca),
+        ("[device] certificate", device.certificate),
+        ("[device] key", device.key),
+    ):
+        if not path.is_file():
+            raise ConfigError(f"{setting}: no such file {path}")
+    try:
+        http = make_http_client(
+            server.url,
+            ca_file=server.ca,
+            identity=identity,
+            client_cert_file=device.certificate,
+            client_key_file=device.key,
+            timeout=server.timeout,
+        )
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"[server] ca or [device]: cannot set up TLS: {exc}") from exc
+    return ClinicClient(http, retries=retries)
 
 
 @dataclass(frozen=True)
@@ -141,6 +195,11 @@ class ClinicClient:
         self._backoff_s = backoff_s
         self._sleep = sleep
 
+    @property
+    def timeout(self) -> httpx.Timeout:
+        """The timeouts of every request (a long-poll adds its wait to the read timeout)."""
+        return self._http.timeout
+
     def close(self) -> None:
         self._http.close()
 
@@ -154,7 +213,7 @@ class ClinicClient:
 
     def challenge(self) -> Challenge:
         """A fresh nonce; safe to retry (an unused nonce just expires)."""
-        body = self._call("POST", "/challenges", json={}, retry=True)
+        body = self._call("POST", api.CHALLENGES, json={}, retry=True)
         try:
             nonce = base64.b64decode(_field(body, "nonce", str), validate=True)
             expires_at = dt.datetime.fromisoformat(_field(body, "expires_at", str))
@@ -178,7 +237,7 @@ class ClinicClient:
             "certificate": base64.b64encode(certificate_der).decode("ascii"),
             "signature": None if signature is None else base64.b64encode(signature).decode(),
         }
-        return _result(self._call("POST", "/verifications", json=payload, retry=False))
+        return _result(self._call("POST", api.VERIFICATIONS, json=payload, retry=False))
 
     def wait_for_result(self, verification_id: str, wait_s: float) -> VerificationResult:
         """The verification's state, waiting up to ``wait_s`` for staff to decide."""
@@ -192,7 +251,7 @@ class ClinicClient:
         )
         body = self._call(
             "GET",
-            f"/verifications/{_path_id(verification_id)}",
+            api.verification_path(verification_id),
             params={"wait": f"{wait:g}"},
             retry=True,
             timeout=extended,
@@ -203,7 +262,7 @@ class ClinicClient:
         """Staff pressed the kiosk's physical button: confirm (or reject) a visual check."""
         body = self._call(
             "POST",
-            f"/verifications/{_path_id(verification_id)}/confirm",
+            api.confirm_path(verification_id),
             json={"decision": decision},
             retry=True,
         )
@@ -212,8 +271,32 @@ class ClinicClient:
     def heartbeat(self, status: str, detail: Mapping[str, Any] | None = None) -> None:
         """Report the kiosk's health (reader, LEDs, outbox...) for the staff's kiosk view."""
         self._call(
-            "POST", "/heartbeat", json={"status": status, "detail": dict(detail or {})}, retry=True
+            "POST", api.HEARTBEAT, json={"status": status, "detail": dict(detail or {})}, retry=True
         )
+
+    def send_batch(self, batch: Batch) -> BatchAck:
+        """Post sealed outbox records; the acknowledgement lists what the server committed.
+
+        Never retried here (the uploader backs off, then sends the same records again; the
+        server deduplicates). An acknowledgement the kiosk cannot read is a temporary
+        refusal: the batch itself may be fine.
+        """
+        path = api.OUTBOX_BATCH
+        response = self._response(
+            "POST",
+            path,
+            content=batch.to_json(),
+            headers={"Content-Type": "application/json"},
+        )
+        status = response.status_code
+        if status != 200:
+            raise ServerRejected(f"POST {path}: unexpected HTTP {status}", status)
+        try:
+            return BatchAck.from_json(response.json(), [r.seq for r in batch.records])
+        except ValueError as exc:
+            raise ServerRejected(
+                f"POST {path}: malformed acknowledgement: {exc}", status, temporary=True
+            ) from None
 
     # -- plumbing --
 
@@ -246,23 +329,7 @@ class ClinicClient:
         params: Mapping[str, str] | None,
         timeout: httpx.Timeout | None,
     ) -> dict[str, Any]:
-        extra: dict[str, Any] = {}
-        if timeout is not None:
-            extra["timeout"] = timeout
-        try:
-            response = self._http.request(
-                method, API_PREFIX + path, json=json, params=params, **extra
-            )
-        except httpx.TransportError as exc:
-            raise ServerUnreachable(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
-        except httpx.HTTPError as exc:  # e.g. a redirect loop, a broken URL
-            raise ServerRejected(f"{method} {path}: {exc}") from exc
-        if response.status_code >= 400:
-            raise ServerRejected(
-                f"{method} {path}: HTTP {response.status_code}: {_error_detail(response)}",
-                response.status_code,
-                temporary=response.status_code in TEMPORARY_STATUSES,
-            )
+        response = self._response(method, path, json=json, params=params, timeout=timeout)
         if response.status_code == 204:
             return {}
         try:
@@ -275,21 +342,51 @@ class ClinicClient:
             raise ServerRejected(f"{method} {path}: the answer is not a JSON object")
         return body
 
+    def _response(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        timeout: httpx.Timeout | None = None,
+    ) -> httpx.Response:
+        """One request under ``/api/v1``; a failure or an error status raised as ServerError.
 
-def _path_id(verification_id: str) -> str:
-    if not verification_id or not all(c.isalnum() or c in "-_" for c in verification_id):
-        raise ValueError(f"not a verification id: {verification_id!r}")
-    return verification_id
-
-
-def _error_detail(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:200]
-    if isinstance(body, dict) and "detail" in body:
-        return str(body["detail"])[:200]
-    return str(body)[:200]
+        ``ServerUnreachable`` when it never completed; ``ServerRejected`` for an error status,
+        temporary for the statuses ``contract.api`` calls temporary, with the server's
+        ``Retry-After`` (``retry_after_s``) when it gave one.
+        """
+        extra: dict[str, Any] = {}
+        if timeout is not None:
+            extra["timeout"] = timeout
+        try:
+            response = self._http.request(
+                method,
+                api.API_PREFIX + path,
+                json=json,
+                content=content,
+                headers=headers,
+                params=params,
+                **extra,
+            )
+        except httpx.TransportError as exc:
+            raise ServerUnreachable(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
+        except httpx.HTTPError as exc:  # e.g. a redirect loop, a broken URL
+            raise ServerRejected(f"{method} {path}: {exc}") from exc
+        if response.status_code >= 400:
+            raise ServerRejected(
+                f"{method} {path}: HTTP {response.status_code}: "
+                f"{api.error_detail(response.content)}",
+                response.status_code,
+                temporary=api.is_temporary(response.status_code),
+                retry_after_s=api.parse_retry_after(
+                    response.headers.get("Retry-After"), now=time.time()
+                ),
+            )
+        return response
 
 
 def _field(body: Mapping[str, Any], name: str, kind: type) -> Any:

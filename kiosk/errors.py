@@ -1,57 +1,54 @@
-"""The one exception tree of the kiosk.
+"""The kiosk's branch of the one exception tree (its root is ``contract.errors.OnshiError``).
 
 Errors from the libraries underneath (pyscard, httpx, sqlite3) are translated into these at
 their adapters; nothing else leaves an adapter. Each error says whether repeating the same
 operation can help (``temporary``), so callers sort failures into "retry" and "stop and say
 why" without knowing where they came from::
 
-    KioskError
-    ├── ConfigError                      a broken or missing setting (also ValueError)
+    contract.errors.OnshiError
+    ├── contract.errors.ConfigError      a broken or missing setting (also ValueError)
     │   └── kiosk.sim ProfileError       a malformed virtual card profile
-    ├── CardError                        anything about the card or the reader
-    │   ├── PcscServiceGone              pcscd is not running or went away (temporary)
-    │   │   └── kiosk.sim VpcdUnavailable  no virtual reader to insert a virtual card into
-    │   ├── ReaderGone                   the reader was unplugged or never was (temporary)
-    │   ├── NoCard                       no card on the reader (temporary)
-    │   ├── CardRemoved                  the card left the reader mid-operation (temporary)
-    │   ├── CardTimeout                  the card stopped answering (temporary)
-    │   ├── NotMyNumberCard              no JPKI application, or an unknown token
-    │   ├── SecurityStatusNotSatisfied   the card wants a verified PIN first
-    │   ├── CardProtocolError            a malformed or unexpected answer
-    │   └── PinError                     about the user-authentication PIN
-    │       ├── WrongPin                 the card refused the PIN; ``tries_left`` remain
-    │       ├── PinLocked                no tries left: only the municipal office can reset it
-    │       ├── PinNotUsable             the card has no usable PIN (face-authentication card)
-    │       └── PinRefused               the kiosk's PIN policy refused to send a PIN
-    ├── ServerError                      talking to the clinic server
-    │   ├── ServerUnreachable            the request never completed (temporary)
-    │   └── ServerRejected               an error status or a malformed answer came back
-    ├── DeviceAuthError                  a request's device signature does not hold
-    └── OutboxError                      the durable sealed log queue on the kiosk
-        ├── OutboxFull                   the configured size is reached: the record was refused
-        │                                (temporary: the uploader drains it)
-        ├── OutboxCorrupt                the database file failed its checks (quarantined at
-        │                                the next start)
-        └── StorageUnavailable           the disk is full, read-only or failing (temporary);
-                                         ``reason`` says which
+    ├── contract.errors.DeviceAuthError  a request's device signature does not hold
+    ├── contract.errors.UnsealError      a sealed body does not open with this key
+    └── KioskError
+        ├── CardError                        anything about the card or the reader
+        │   ├── PcscServiceGone              pcscd is not running or went away (temporary)
+        │   │   └── kiosk.sim VpcdUnavailable  no virtual reader to insert a virtual card into
+        │   ├── ReaderGone                   the reader was unplugged or never was (temporary)
+        │   ├── NoCard                       no card on the reader (temporary)
+        │   ├── CardRemoved                  the card left the reader mid-operation (temporary)
+        │   ├── CardTimeout                  the card stopped answering (temporary)
+        │   ├── NotMyNumberCard              no JPKI application, or an unknown token
+        │   ├── SecurityStatusNotSatisfied   the card wants a verified PIN first
+        │   ├── CardProtocolError            a malformed or unexpected answer
+        │   └── PinError                     about the user-authentication PIN
+        │       ├── WrongPin                 the card refused the PIN; ``tries_left`` remain
+        │       ├── PinLocked                no tries left: only the municipal office can reset it
+        │       ├── PinNotUsable             the card has no usable PIN (face-authentication card)
+        │       └── PinRefused               the kiosk's PIN policy refused to send a PIN
+        ├── ServerError                      talking to the clinic server
+        │   ├── ServerUnreachable            the request never completed (temporary)
+        │   └── ServerRejected               an error status or a malformed answer came back
+        ├── OutboxError                      the durable sealed log queue on the kiosk
+        │   ├── OutboxFull                   the configured size is reached: the record was refused
+        │   │                                (temporary: the uploader drains it)
+        │   ├── OutboxCorrupt                the database file failed its checks (quarantined at
+        │   │                                the next start)
+        │   └── StorageUnavailable           the disk is full, read-only or failing (temporary);
+        │                                    ``reason`` says which
+        └── FlowDefinitionError              the flow's transition table is badly defined (raised
+                                             when the machine's class is defined, at import)
 """
 
 from __future__ import annotations
 
+from contract.errors import OnshiError
 
-class KioskError(Exception):
+
+class KioskError(OnshiError):
     """Root of every error the kiosk raises on purpose."""
 
-    #: True when the same operation may succeed if repeated later.
-    temporary: bool = False
-    #: A short stable code for logs and screens, e.g. ``"card.removed"``.
-    code: str = "kiosk"
-
-
-class ConfigError(KioskError, ValueError):
-    """A configuration file or value is missing or malformed."""
-
-    code = "config"
+    code = "kiosk"
 
 
 # --- card and reader -------------------------------------------------------------------------
@@ -198,15 +195,6 @@ class ServerRejected(ServerError):
         self.retry_after_s = retry_after_s
 
 
-# --- device identity -------------------------------------------------------------------------
-
-
-class DeviceAuthError(KioskError):
-    """A request's device signature is missing, malformed, stale or does not verify."""
-
-    code = "device_auth"
-
-
 # --- outbox ----------------------------------------------------------------------------------
 
 
@@ -252,3 +240,17 @@ class StorageUnavailable(OutboxError):
         super().__init__(message)
         #: ``"disk_full"``, ``"read_only"`` or ``"io"``.
         self.reason = reason
+
+
+# --- the flow ----------------------------------------------------------------------------------
+
+
+class FlowDefinitionError(KioskError):
+    """The flow's transition table is badly defined: a state without a handler, a handler for
+    a state the machine does not have, not exactly one initial state...
+
+    Raised when the machine's class is defined, so a broken table stops the kiosk at import
+    instead of at the first patient.
+    """
+
+    code = "flow.definition"

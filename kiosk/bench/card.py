@@ -1,9 +1,15 @@
 """``kiosk bench card``: APDUs and time of a probe and of a PIN-and-sign flow through pcscd.
 
-A virtual My Number card with the realistic timing model (about 10 ms per APDU, 424 kbit/s,
-350 ms per signature) is inserted into the vpcd reader, and the kiosk's own card layer talks
-to it through the real PC/SC stack. The same flows also run with the timing model off, which
-shows what the stack itself (pyscard, pcscd, the reader driver, the kernel) costs per APDU.
+At the counter (``--card-on-reader``), the card that lies on the named reader (a real reader,
+a real card) is probed ``runs`` times: token, certificate and tries left, which spends no PIN
+try and sends no PIN. This tells a maintainer what the reader and the card cost per APDU on
+that unit.
+
+Without it, a virtual My Number card with the realistic timing model (about 10 ms per APDU,
+424 kbit/s, 350 ms per signature) is inserted into the vpcd reader, and the kiosk's own card
+layer talks to it through the real PC/SC stack. The same flows also run with the timing model
+off, which shows what the stack itself (pyscard, pcscd, the reader driver, the kernel) costs
+per APDU.
 """
 
 from __future__ import annotations
@@ -61,7 +67,7 @@ def _wait_for_card(context: PcscContext, reader: str, timeout_s: float = 5.0) ->
     deadline = time.monotonic() + timeout_s
     while not context.card_present(reader):
         if time.monotonic() > deadline:
-            raise NoCard(f"the virtual card did not appear on {reader}")
+            raise NoCard(f"no card appeared on {reader} within {timeout_s:.0f} s")
         time.sleep(0.01)
 
 
@@ -75,12 +81,14 @@ def _pin_flow(link: Link) -> int:
     return session.apdu_count
 
 
-def _measure(runs: int, flow: Callable[[Link], int], reader: str) -> FlowFigures:
+def _measure(
+    runs: int, flow: Callable[[Link], int], reader: str, wait_s: float = 5.0
+) -> FlowFigures:
     """Run ``flow`` (which returns its APDU count) ``runs`` times on fresh connections."""
     times: list[float] = []
     apdus = 0
     with PcscContext() as context:
-        _wait_for_card(context, reader)
+        _wait_for_card(context, reader, wait_s)
         for _ in range(runs):
             with context.connect(reader) as link:
                 started = time.perf_counter()
@@ -109,6 +117,37 @@ def run(*, runs: int = 5, port: int = 35963, reader: str = "Virtual PCD 00 00") 
         stack = figures["stack_pin_flow"]
         figures["stack_ms_per_apdu"] = round(stack["seconds"] * 1000 / stack["apdus"], 3)
         return figures
+
+
+def run_on_reader(*, runs: int = 5, reader: str, wait_s: float = 30.0) -> dict[str, Any]:
+    """Probe the card on ``reader`` ``runs`` times (no PIN is sent, no try is spent)."""
+    with PcscContext() as context:
+        _wait_for_card(context, reader, wait_s)
+        with context.connect(reader) as link:
+            first = probe(link)
+    figures = _measure(runs, _probe_flow, reader, wait_s)
+    return {
+        "reader": reader,
+        "runs": runs,
+        "token": first.token.value,
+        "pin_tries_left": first.pin_tries_left,
+        "probe": figures.to_json(),
+        "ms_per_apdu": round(figures.seconds * 1000 / max(1, figures.apdus), 3),
+    }
+
+
+def reader_to_text(figures: dict[str, Any]) -> str:
+    p = figures["probe"]
+    tries = figures["pin_tries_left"]
+    return "\n".join(
+        [
+            f"reader: {figures['reader']}; card: {figures['token']}; median of "
+            f"{figures['runs']} runs",
+            f"  probe  {p['apdus']:3d} APDUs  {p['seconds'] * 1000:8.1f} ms"
+            f"  ({figures['ms_per_apdu']} ms per APDU)",
+            f"  PIN tries left: {'unknown' if tries is None else tries} (none spent)",
+        ]
+    )
 
 
 def to_text(figures: dict[str, Any]) -> str:

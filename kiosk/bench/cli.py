@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+from importlib.metadata import entry_points
 
-from kiosk.bench import outbox, transaction
+#: Entry points that add ``kiosk bench`` commands (``add_parser(subparsers)``).
+BENCH_PLUGINS = "onshi_kiosk.bench"
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -17,15 +19,27 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     card.add_argument("--json", action="store_true", help="print JSON")
     card.add_argument("--runs", type=int, default=5, help="runs per flow (default 5)")
     card.add_argument("--port", type=int, default=35963, help="vpcd port (default 35963)")
-    card.add_argument("--reader", default="Virtual PCD 00 00", help="the vpcd reader's name")
+    card.add_argument(
+        "--reader", default="Virtual PCD 00 00", help="the reader's name (default: vpcd's)"
+    )
+    card.add_argument(
+        "--card-on-reader",
+        action="store_true",
+        help="probe the card already on --reader (a real reader at the counter): no PIN, "
+        "no try spent; without it a virtual card is inserted on vpcd",
+    )
     card.set_defaults(handler=run_card)
-    outbox.add_parser(commands)
-    transaction.add_parser(commands)
+    for plugin in entry_points(group=BENCH_PLUGINS):
+        plugin.load()(commands)  # the testbed's ``outbox`` and ``transaction``
 
 
 def run_card(args: argparse.Namespace) -> int:
     from kiosk.bench import card
 
+    if args.card_on_reader:
+        on_reader = card.run_on_reader(runs=args.runs, reader=args.reader)
+        print(json.dumps(on_reader, indent=2) if args.json else card.reader_to_text(on_reader))
+        return 0
     figures = card.run(runs=args.runs, port=args.port, reader=args.reader)
     print(json.dumps(figures, indent=2) if args.json else card.to_text(figures))
     return 0

@@ -1,7 +1,7 @@
 """A JPKI session: what the kiosk does with a My Number card, over any bytes-in/bytes-out link.
 
-The session speaks only to the JPKI application's user-authentication side (DOMAIN.md,
-section 2) and keeps the PIN rules that protect the patient, so no caller can bypass them:
+The session speaks only to the JPKI application's user-authentication side
+(docs/card.md) and keeps the PIN rules that protect the patient, so no caller can bypass them:
 
 * the tries left are read with the empty VERIFY, which spends none, before any PIN is sent;
 * a PIN goes to the card only when the tries left are at or above the policy floor (by

@@ -1,6 +1,6 @@
 """Everything the kiosk can tell a patient that is not plain progress, with a stable number.
 
-Peers show numbered codes with advice (DOMAIN.md section 6); ours are at least as clear. The
+Peers show numbered codes with advice (docs/background.md); ours are at least as clear. The
 number is what staff and the maintainer quote; the text comes from the message catalogues
 (``notice.<name>.title`` and ``notice.<name>.advice`` in every language). ``needs_staff``
 notices light amber and call someone; the others light red. ``card_unusable`` notices say the

@@ -24,7 +24,7 @@ from typing import Any
 import gpiozero
 from gpiozero.pins.mock import MockFactory, MockPin
 
-from kiosk.errors import ConfigError
+from contract.errors import ConfigError
 from kiosk.hw.config import GpioConfig
 from kiosk.hw.devices import Buzzer, StaffButton, StatusLights
 

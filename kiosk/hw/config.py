@@ -36,7 +36,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from kiosk.errors import ConfigError
+from contract.errors import ConfigError
 
 BACKENDS = ("lgpio", "mock", "auto")
 #: The GPIOs on the 40-pin header a kiosk may use. GPIO 0 and 1 (physical 27 and 28) are the

@@ -14,16 +14,22 @@ problem (printed, without any payload).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import signal
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING
 
 from kiosk.outbox.config import KioskOutboxSettings, load_settings
-from kiosk.outbox.store import Outbox
+from kiosk.outbox.queue import Outbox
+
+if TYPE_CHECKING:
+    from contract.device_signing import DeviceIdentity
+    from kiosk.outbox.uploader import Uploader
 
 DEFAULT_CONFIG = Path("/etc/onshi-kiosk/kiosk.toml")
 
@@ -52,25 +58,21 @@ def open_outbox(settings: KioskOutboxSettings, device_id: str) -> Outbox:
 
 
 def _device_id(settings: KioskOutboxSettings) -> str:
-    from kiosk.device_auth import DeviceIdentity
-    from kiosk.errors import ConfigError
+    from contract.errors import ConfigError
 
     if settings.uploader is None:
         raise ConfigError("[server] and [device] are needed to know the device")
-    up = settings.uploader
-    return DeviceIdentity.load(up.device_certificate, up.device_key).device_id
+    return settings.uploader.access.device.identity().device_id
 
 
 def run_uploader(args: argparse.Namespace) -> int:
-    from kiosk.device_auth import DeviceIdentity
-    from kiosk.errors import ConfigError
+    from contract.errors import ConfigError
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     settings = load_settings(args.config)
-    up = settings.uploader
-    if up is None:
+    if settings.uploader is None:
         raise ConfigError(f"{args.config}: [server] and [device] are needed to upload")
-    identity = DeviceIdentity.load(up.device_certificate, up.device_key)
+    identity = settings.uploader.access.device.identity()
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -84,32 +86,36 @@ def run_uploader(args: argparse.Namespace) -> int:
             signal.signal(sig, handler)
 
 
-def _upload(
-    settings: KioskOutboxSettings, identity: Any, stop: threading.Event, *, until_empty: bool
-) -> int:
-    import httpx
-
-    from kiosk.clinic_client import make_http_client
-    from kiosk.outbox.uploader import HttpBatchSender, Uploader
-    from kiosk.service import Notifier
+@contextlib.contextmanager
+def open_uploader(settings: KioskOutboxSettings, identity: DeviceIdentity) -> Iterator[Uploader]:
+    """The uploader ``settings`` describe: the device's outbox, sent through the kiosk's clinic
+    client (the same as the flow's, with the configured ``[server]`` timeouts)."""
+    from kiosk.clinic_client import open_clinic_client
+    from kiosk.outbox.uploader import Uploader
 
     up = settings.uploader
     assert up is not None
-    timeout = httpx.Timeout(connect=5.0, read=30.0, write=30.0, pool=5.0)
     with (
         open_outbox(settings, identity.device_id) as outbox,
-        make_http_client(
-            up.server_url,
-            ca_file=up.server_ca,
-            identity=identity,
-            client_cert_file=up.device_certificate,
-            client_key_file=up.device_key,
-            timeout=timeout,
-        ) as client,
+        open_clinic_client(up.access.server, up.access.device, identity) as client,
     ):
-        uploader = Uploader(outbox, HttpBatchSender(client), up.policy, state_file=up.state_file)
+        yield Uploader(outbox, client, up.policy, state_file=up.state_file)
+
+
+def _upload(
+    settings: KioskOutboxSettings,
+    identity: DeviceIdentity,
+    stop: threading.Event,
+    *,
+    until_empty: bool,
+) -> int:
+    from kiosk.supervision import Notifier
+
+    with open_uploader(settings, identity) as uploader:
         notifier = Notifier.from_env()
-        notifier.ready(f"uploading {identity.device_id}'s outbox to {up.server_url}")
+        assert settings.uploader is not None
+        server = settings.uploader.access.server.url
+        notifier.ready(f"uploading {identity.device_id}'s outbox to {server}")
         try:
             uploader.run(stop, until_empty=until_empty)
         finally:

@@ -2,13 +2,7 @@
 
 ::
 
-    [device]
-    certificate = "/etc/onshi-kiosk/device.pem"       # device certificate (CN = device id)
-    key = "/etc/onshi-kiosk/device.key.pem"           # its key: TLS client and request signing
-
-    [server]
-    url = "https://clinic.example:8443"
-    ca = "/etc/onshi-kiosk/server-ca.pem"             # the clinic's TLS CA, pinned
+    [device]  [server]                                # see kiosk.server_config
 
     [outbox]
     path = "/var/lib/onshi-kiosk/outbox.db"
@@ -25,8 +19,12 @@
     retry_after_cap_s = 3600.0
     state_file = "/run/onshi-kiosk/uploader.json"
 
-Relative paths are taken from the file's folder. Every problem is a ``ConfigError`` naming the
-setting.
+``[server]`` and ``[device]`` are read by the appliance's own parser
+(:func:`kiosk.server_config.parse_server_access`): the uploader reaches the server with the
+same settings, timeouts included, through the same client. Without ``[server]`` only the
+outbox can be opened (``kiosk uploader status`` and ``unpark`` still need ``[device]`` to know
+the device). Relative paths are taken from the file's folder. Every problem is a
+``ConfigError`` naming the setting.
 """
 
 from __future__ import annotations
@@ -36,10 +34,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kiosk.errors import ConfigError
-from kiosk.outbox.sealing import OutboxPublicKey
-from kiosk.outbox.store import DEFAULT_MAX_BYTES, DEFAULT_WARN_FRACTION, Outbox
+from contract.errors import ConfigError
+from contract.sealing import OutboxPublicKey
+from kiosk.outbox.queue import DEFAULT_MAX_BYTES, DEFAULT_WARN_FRACTION, Outbox
 from kiosk.outbox.uploader import UploadPolicy
+from kiosk.server_config import ServerAccess, file_path, parse_server_access
 
 
 @dataclass(frozen=True)
@@ -50,7 +49,17 @@ class OutboxConfig:
     warn_fraction: float = DEFAULT_WARN_FRACTION
 
     def open(self, device_id: str) -> Outbox:
-        """The outbox these settings describe, for ``device_id``."""
+        """The outbox these settings describe, for ``device_id``.
+
+        Its folder must exist: the outbox lives on the data partition, and a folder that is
+        not there means the partition is not mounted (or the setting is wrong); creating it
+        would put patients' records where they do not survive.
+        """
+        if not self.path.parent.is_dir():
+            raise ConfigError(
+                f"[outbox] path: the folder {self.path.parent} does not exist (is the data "
+                "partition mounted?); create it, owned by the kiosk's user, mode 0700"
+            )
         return Outbox(
             self.path,
             device_id=device_id,
@@ -62,10 +71,7 @@ class OutboxConfig:
 
 @dataclass(frozen=True)
 class UploaderConfig:
-    server_url: str
-    server_ca: Path
-    device_certificate: Path
-    device_key: Path
+    access: ServerAccess
     policy: UploadPolicy
     state_file: Path | None = None
 
@@ -87,14 +93,6 @@ def _table(doc: dict[str, Any], name: str, *, required: bool) -> dict[str, Any]:
     return value
 
 
-def _path(table: dict[str, Any], section: str, key: str, base: Path) -> Path:
-    value = table.get(key)
-    if not isinstance(value, str) or not value:
-        raise ConfigError(f"[{section}] {key} must be a path")
-    path = Path(value)
-    return path if path.is_absolute() else base / path
-
-
 def _number(table: dict[str, Any], section: str, key: str, default: float, kind: type) -> Any:
     value = table.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -108,19 +106,15 @@ def parse_settings(doc: dict[str, Any], base: Path) -> KioskOutboxSettings:
     """Settings from a parsed TOML document; ``base`` resolves relative paths."""
     table = _table(doc, "outbox", required=True)
     outbox = OutboxConfig(
-        path=_path(table, "outbox", "path", base),
-        public_key=_path(table, "outbox", "public_key", base),
+        path=file_path(table, "outbox", "path", base),
+        public_key=file_path(table, "outbox", "public_key", base),
         max_bytes=_number(table, "outbox", "max_bytes", DEFAULT_MAX_BYTES, int),
         warn_fraction=_number(table, "outbox", "warn_fraction", DEFAULT_WARN_FRACTION, float),
     )
     if "server" not in doc:
         return KioskOutboxSettings(outbox, None)
-    server = _table(doc, "server", required=True)
-    device = _table(doc, "device", required=True)
+    access = parse_server_access(doc, base)
     up = _table(doc, "uploader", required=False)
-    url = server.get("url")
-    if not isinstance(url, str) or not url.startswith("https://"):
-        raise ConfigError("[server] url must be an https:// URL")
     defaults = UploadPolicy()
     policy = UploadPolicy(
         batch_max_records=_number(
@@ -134,15 +128,8 @@ def parse_settings(doc: dict[str, Any], base: Path) -> KioskOutboxSettings:
             up, "uploader", "retry_after_cap_s", defaults.retry_after_cap_s, float
         ),
     )
-    state_file = _path(up, "uploader", "state_file", base) if "state_file" in up else None
-    uploader = UploaderConfig(
-        server_url=url,
-        server_ca=_path(server, "server", "ca", base),
-        device_certificate=_path(device, "device", "certificate", base),
-        device_key=_path(device, "device", "key", base),
-        policy=policy,
-        state_file=state_file,
-    )
+    state_file = file_path(up, "uploader", "state_file", base) if "state_file" in up else None
+    uploader = UploaderConfig(access, policy, state_file)
     return KioskOutboxSettings(outbox, uploader)
 
 

@@ -31,7 +31,7 @@ from typing import Any
 
 from kiosk import __version__
 from kiosk.errors import OutboxError
-from kiosk.outbox.store import Outbox
+from kiosk.outbox.queue import Outbox
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,8 @@ One loop, one batch at a time, in sequence order::
 
     take the oldest records (at most ``batch_max_records`` and ``batch_max_bytes``)
     wait while the batch is not full and its oldest record is younger than ``batch_max_age_s``
-    POST it to /api/v1/outbox/batch (mutual TLS, every request signed with the device key)
+    POST it to /api/v1/outbox/batch (mutual TLS, every request signed with the device key),
+        through the kiosk's one clinic client (``ClinicClient.send_batch``)
     delete exactly the sequences the server acknowledged (it acknowledges only after commit)
 
 Failures are sorted the way ``kiosk.errors`` sorts them:
@@ -33,7 +34,6 @@ The loop's state (``UploaderState``) goes to a small JSON file for the status LE
 from __future__ import annotations
 
 import contextlib
-import email.utils
 import json
 import logging
 import os
@@ -45,22 +45,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-import httpx
-
-from kiosk.errors import (
-    ConfigError,
-    OutboxCorrupt,
-    OutboxError,
-    ServerRejected,
-    ServerUnreachable,
-)
-from kiosk.outbox.record import Batch, BatchAck, SealedRecord
-from kiosk.outbox.store import RECORD_OVERHEAD, Outbox, wire_size
+from contract.errors import ConfigError
+from contract.outbox_record import Batch, BatchAck, SealedRecord
+from kiosk.errors import OutboxCorrupt, OutboxError, ServerRejected, ServerUnreachable
+from kiosk.outbox.queue import Outbox
+from kiosk.outbox.records import RECORD_OVERHEAD, wire_size
 
 log = logging.getLogger(__name__)
 
-BATCH_PATH = "/api/v1/outbox/batch"
-TEMPORARY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 BLOCKING_STATUSES = frozenset({401, 403})
 
 
@@ -109,69 +101,13 @@ class Backoff:
 
 
 class BatchSender(Protocol):
-    """Sends one batch; raises ``ServerUnreachable`` or ``ServerRejected``."""
+    """Sends one batch; raises ``ServerUnreachable`` or ``ServerRejected``.
 
-    def send(self, batch: Batch) -> BatchAck: ...
+    In the kiosk, the same :class:`~kiosk.clinic_client.ClinicClient` the flow uses (opened
+    with :func:`~kiosk.clinic_client.open_clinic_client`), which translates failures.
+    """
 
-
-def parse_retry_after(value: str | None, *, now: float) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    return max(0.0, when.timestamp() - now)
-
-
-class HttpBatchSender:
-    """Posts batches with the kiosk's ``httpx.Client`` (``kiosk.clinic_client``)."""
-
-    def __init__(self, client: httpx.Client, *, clock: Callable[[], float] = time.time) -> None:
-        self._client = client
-        self._clock = clock
-
-    def send(self, batch: Batch) -> BatchAck:
-        body = batch.to_json()
-        try:
-            response = self._client.post(
-                BATCH_PATH, content=body, headers={"Content-Type": "application/json"}
-            )
-        except httpx.TransportError as exc:
-            raise ServerUnreachable(f"outbox batch: {type(exc).__name__}") from exc
-        except httpx.HTTPError as exc:
-            raise ServerRejected(f"outbox batch: {type(exc).__name__}") from exc
-        status = response.status_code
-        if status != 200:
-            raise ServerRejected(
-                f"HTTP {status}: {_detail(response)}",
-                status,
-                temporary=status in TEMPORARY_STATUSES,
-                retry_after_s=parse_retry_after(
-                    response.headers.get("Retry-After"), now=self._clock()
-                ),
-            )
-        try:
-            return BatchAck.from_json(response.json(), [r.seq for r in batch.records])
-        except ValueError as exc:
-            # the batch itself may be fine: try again rather than park it
-            raise ServerRejected(
-                f"malformed acknowledgement: {exc}", status, temporary=True
-            ) from None
-
-
-def _detail(response: httpx.Response) -> str:
-    try:
-        doc = response.json()
-    except ValueError:
-        return response.text[:160]
-    if isinstance(doc, dict) and "detail" in doc:
-        return str(doc["detail"])[:160]
-    return str(doc)[:160]
+    def send_batch(self, batch: Batch) -> BatchAck: ...
 
 
 @dataclass
@@ -246,7 +182,7 @@ class Uploader:
         batch = Batch(self.outbox.device_id, tuple(records), remaining)
         self._set("sending", 0.0)
         try:
-            ack = self.sender.send(batch)
+            ack = self.sender.send_batch(batch)
         except ServerUnreachable as exc:
             return self._failed(exc.code, self.backoff.next_delay(), "backoff")
         except ServerRejected as exc:
@@ -281,7 +217,7 @@ class Uploader:
 
     def _rejected(self, records: list[SealedRecord], exc: ServerRejected) -> float:
         status = exc.status
-        if exc.temporary or status in TEMPORARY_STATUSES:
+        if exc.temporary:  # the client marks the statuses contract.api calls temporary
             delay = self.backoff.next_delay()
             if exc.retry_after_s is not None:
                 delay = max(delay, min(exc.retry_after_s, self.policy.retry_after_cap_s))

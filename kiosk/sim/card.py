@@ -1,6 +1,6 @@
 """The virtual My Number card: a JPKI token answering ISO 7816-4 command APDUs.
 
-An independent implementation of DOMAIN.md section 2 (it shares no code with ``kiosk/card``,
+An independent implementation of docs/card.md (it shares no code with ``kiosk/card``,
 so a misreading of the card cannot cancel itself out). Bytes in, bytes out, no clock and no
 sleeping: :mod:`kiosk.sim.vpcd` puts it on the real PC/SC stack and applies the timing model.
 
@@ -34,7 +34,7 @@ Status words, and the choices made where the real card is not documented
   transparent; VERIFY needs a PIN file).
 - ``6982`` security status not satisfied: signing without the PIN verified in this session,
   reading the Android token's certificate before its PIN, reading the signature certificate.
-- ``6984`` the PIN is locked (0 tries): nothing changes, no try is spent. DOMAIN.md says to
+- ``6984`` the PIN is locked (0 tries): nothing changes, no try is spent. docs/card.md says to
   treat ``6983`` the same; this card always answers ``6984``.
 - ``6985`` COMPUTE DIGITAL SIGNATURE while no key file is selected.
 - ``6986`` READ BINARY or VERIFY with no file selected.
@@ -263,7 +263,7 @@ def _applications(profile: CardProfile) -> dict[bytes, Application]:
                 EF_USER_AUTH_CERTIFICATE,
                 FileStructure.TRANSPARENT,
                 _padded(profile.user_auth_certificate or b"", CERTIFICATE_EF_SIZE),
-                # DOMAIN.md 2: on the Android token the PIN comes before the certificate
+                # docs/card.md: on the Android token the PIN comes before the certificate
                 PinReference.USER_AUTH if kind is CardKind.ANDROID else None,
             ),
             ElementaryFile(

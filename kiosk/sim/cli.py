@@ -22,7 +22,8 @@ from types import FrameType
 from typing import Any
 
 from kiosk.sim.card import VirtualJpkiCard
-from kiosk.sim.population import OUTCOMES, generate_population
+from kiosk.sim.outcomes import OUTCOMES
+from kiosk.sim.population import generate_population
 from kiosk.sim.profile import CardProfile, ProfileError, TimingModel
 from kiosk.sim.vpcd import DEFAULT_HOST, READER_0_PORT, VpcdUnavailable, insert
 

@@ -6,7 +6,7 @@ Authority Information Systems``. :class:`TestJpkiCa` mimics that shape with its 
 key, and says ``Simulated`` in its common name so no certificate it issues can be mistaken for
 a real one.
 
-Its user certificates are shaped like the real ones (DOMAIN.md section 2 and 3):
+Its user certificates are shaped like the real ones (docs/card.md, docs/eligibility.md):
 
 - an RSA-2048 subject key, signed with sha256WithRSAEncryption;
 - no personal data in the subject: only ``C=JP`` and a random-looking serial-like common name

@@ -17,7 +17,7 @@ clinic server load ``insured.jsonl``); in short:
   "serial": decimal string}, "validity_code": 1-5, "records": [...]}``. ``validity_code`` is
   what the national system answers when the certificate itself is acceptable (1 有効, 2 無効,
   3 無効・新しい資格あり, 4 該当資格なし, 5 複数該当). Records use the field names of the national
-  interface (DOMAIN.md section 3); every field is present, ``null`` when absent, and
+  interface (docs/eligibility.md); every field is present, ``null`` when absent, and
   ``PublicExpenseInfo`` is a list (empty when none). Validity 4 has no records; validity 3
   lists the invalid record first and the newer qualification second; validity 5 lists both
   matches. Revoked and expired certificates keep their records: the clinic server refuses
@@ -37,124 +37,34 @@ from ``seed`` and ``today``. People are obviously fictional: surnames such as �
 from __future__ import annotations
 
 import json
-import unicodedata
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from random import Random
-from typing import Any, Literal
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
+from kiosk.sim.outcomes import INSURANCE_PLANS, JST, OUTCOMES, CertificateState, Route
+from kiosk.sim.people import (
+    COMPANIES,
+    GIVEN_NAMES,
+    PREFECTURES,
+    SURNAMES,
+    TOWNS,
+    Person,
+    birthday_in,
+    check_digit,
+    fifth_birthday_after,
+    half_width_katakana,
+    yyyymmdd,
+)
 from kiosk.sim.pki import CA_CERTIFICATE_FILE, CA_KEY_FILE, CRL_FILE, TestJpkiCa, new_rsa_key
 from kiosk.sim.profile import PIN_MAX_TRIES, CardKind, CardProfile
 
-JST = timezone(timedelta(hours=9), "JST")
-MANIFEST_FORMAT = 1
-#: An expired user-authentication certificate still serves eligibility for three months.
-GRACE_DAYS = 92
-
-Route = Literal["ok", "staff", "error"]
-PinState = Literal["normal", "locked", "one-left", "none"]
-CertificateState = Literal["valid", "revoked", "expired-in-grace", "expired-past-grace"]
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """One situation the population covers: the card, the certificate and the insurance."""
-
-    name: str
-    route: Route
-    """``ok``: the kiosk completes the check; ``staff``: it hands the patient to reception
-    (eligibility needs a person, or the PIN cannot be used); ``error``: the card cannot be
-    used for the check at all (certificate refused, not a My Number card)."""
-    insurance: str
-    """Which records the national system holds (a key of ``_INSURANCE``)."""
-    kind: CardKind = CardKind.MYNUMBER
-    pin: PinState = "normal"
-    certificate: CertificateState = "valid"
-
-    @property
-    def validity_code(self) -> int | None:
-        """What the national system answers for this card's certificate (None: no certificate)."""
-        if not self.kind.has_user_authentication:
-            return None
-        return _INSURANCE[self.insurance].validity_code
-
-    @property
-    def expected_validity_code(self) -> int | None:
-        """What the clinic ends up with: None when the certificate is refused or absent."""
-        if self.certificate in ("revoked", "expired-past-grace"):
-            return None
-        return self.validity_code
-
-    @property
-    def features(self) -> tuple[str, ...]:
-        card: list[str] = []
-        if self.kind is not CardKind.MYNUMBER:
-            card.append(str(self.kind))
-        if self.pin != "normal":
-            card.append(
-                {"locked": "pin-locked", "one-left": "pin-one-try-left"}.get(self.pin, "no-pin")
-            )
-        if self.certificate != "valid":
-            card.append(f"certificate-{self.certificate}")
-        if not self.kind.has_user_authentication:
-            return tuple(card)
-        return _INSURANCE[self.insurance].features + tuple(card)
-
-
-@dataclass(frozen=True)
-class _InsurancePlan:
-    validity_code: int
-    ages: tuple[int, int]
-    features: tuple[str, ...]
-
-
-_INSURANCE = {
-    "employee": _InsurancePlan(1, (22, 64), ("employee-insurance", "insured-person")),
-    "family": _InsurancePlan(1, (20, 64), ("employee-insurance", "family-member")),
-    "national": _InsurancePlan(1, (20, 69), ("national-health-insurance",)),
-    "late-elderly": _InsurancePlan(1, (75, 94), ("late-stage-elderly",)),
-    "elderly-20": _InsurancePlan(1, (71, 74), ("elderly-recipient-20",)),
-    "elderly-30-limit": _InsurancePlan(1, (71, 74), ("elderly-recipient-30", "limit-application")),
-    "preschool-public-expense": _InsurancePlan(
-        1, (1, 5), ("preschool", "family-member", "public-expense")
-    ),
-    "disqualified": _InsurancePlan(2, (22, 64), ("disqualified",)),
-    "newer": _InsurancePlan(3, (22, 64), ("newer-qualification",)),
-    "none": _InsurancePlan(4, (20, 69), ("not-registered",)),
-    "several": _InsurancePlan(5, (22, 64), ("several-matches",)),
-}
-
-OUTCOMES: tuple[Outcome, ...] = (
-    Outcome("valid-employee", "ok", "employee"),
-    Outcome("valid-family", "ok", "family"),
-    Outcome("valid-national", "ok", "national"),
-    Outcome("valid-late-elderly", "ok", "late-elderly"),
-    Outcome("valid-elderly-20", "ok", "elderly-20"),
-    # 限度額適用認定証 for ages 70-74 exists exactly for 現役並み income (30 %) and low income
-    Outcome("valid-elderly-30-limit", "ok", "elderly-30-limit"),
-    # nearly every preschool child also has the municipal child medical subsidy (公費)
-    Outcome("valid-preschool-public-expense", "ok", "preschool-public-expense"),
-    Outcome("disqualified", "staff", "disqualified"),
-    Outcome("invalid-newer-qualification", "staff", "newer"),
-    Outcome("not-registered", "staff", "none"),
-    Outcome("several-matches", "staff", "several"),
-    Outcome("revoked-certificate", "error", "employee", certificate="revoked"),
-    Outcome("expired-in-grace", "ok", "national", certificate="expired-in-grace"),
-    Outcome("expired-past-grace", "error", "employee", certificate="expired-past-grace"),
-    Outcome("pin-locked", "staff", "late-elderly", pin="locked"),
-    Outcome("pin-one-try-left", "staff", "national", pin="one-left"),
-    Outcome("android", "ok", "employee", kind=CardKind.ANDROID),
-    Outcome("iphone", "ok", "family", kind=CardKind.IPHONE),
-    Outcome("face-auth", "staff", "late-elderly", pin="none"),
-    Outcome("non-jpki", "error", "none", kind=CardKind.NON_JPKI),
-)
-"""Every outcome, in the order the population cycles through them."""
-
-
 # --- the files' description of a card ----------------------------------------------------------
+
+MANIFEST_FORMAT = 1
 
 
 @dataclass(frozen=True)
@@ -231,138 +141,6 @@ class Population:
         return cls(root, date.fromisoformat(manifest["today"]), manifest["seed"], cards)
 
 
-# --- people ----------------------------------------------------------------------------------
-
-_SURNAMES = (
-    ("見本", "ミホン"),
-    ("試験", "シケン"),
-    ("模擬", "モギ"),
-    ("架空", "カクウ"),
-    ("仮名", "カメイ"),
-    ("検証", "ケンショウ"),
-    ("試作", "シサク"),
-    ("標本", "ヒョウホン"),
-)
-_GIVEN_NAMES = {
-    "1": (
-        ("太郎", "タロウ"),
-        ("一郎", "イチロウ"),
-        ("次郎", "ジロウ"),
-        ("健太", "ケンタ"),
-        ("翔太", "ショウタ"),
-        ("大輔", "ダイスケ"),
-        ("誠", "マコト"),
-        ("蓮", "レン"),
-        ("茂", "シゲル"),
-        ("清", "キヨシ"),
-    ),
-    "2": (
-        ("花子", "ハナコ"),
-        ("桜", "サクラ"),
-        ("陽子", "ヨウコ"),
-        ("美咲", "ミサキ"),
-        ("結衣", "ユイ"),
-        ("恵子", "ケイコ"),
-        ("葵", "アオイ"),
-        ("直美", "ナオミ"),
-        ("幸子", "サチコ"),
-        ("和子", "カズコ"),
-    ),
-}
-
-
-@dataclass(frozen=True)
-class _Prefecture:
-    code: str
-    name: str
-    branch: str  # the 協会けんぽ branch name
-    city: str
-    post_prefix: str
-
-
-_PREFECTURES = (
-    _Prefecture("13", "東京都", "東京", "練馬区", "176"),
-    _Prefecture("27", "大阪府", "大阪", "大阪市北区", "530"),
-    _Prefecture("14", "神奈川県", "神奈川", "横浜市中区", "231"),
-    _Prefecture("23", "愛知県", "愛知", "名古屋市中区", "460"),
-    _Prefecture("01", "北海道", "北海道", "札幌市中央区", "060"),
-    _Prefecture("40", "福岡県", "福岡", "福岡市博多区", "812"),
-    _Prefecture("04", "宮城県", "宮城", "仙台市青葉区", "980"),
-    _Prefecture("34", "広島県", "広島", "広島市中区", "730"),
-)
-_TOWNS = ("見本町", "試験台", "模擬が丘", "架空野", "仮名坂")
-_COMPANIES = ("見本商事", "試験工業", "模擬電機", "架空物産")
-
-
-def _half_width_table() -> dict[str, str]:
-    """Full-width katakana to the half-width form the national interface uses for NameKana."""
-    table: dict[str, str] = {"　": " ", " ": " "}
-    for code in range(0xFF61, 0xFFA0):
-        narrow = chr(code)
-        for candidate in (narrow + "\uff9e", narrow + "\uff9f", narrow):
-            wide = unicodedata.normalize("NFKC", candidate)
-            if len(wide) == 1:
-                table.setdefault(wide, candidate)
-    return table
-
-
-_HALF_WIDTH = _half_width_table()
-
-
-def half_width_katakana(text: str) -> str:
-    """``ミホン　ハナコ`` -> ``ﾐﾎﾝ ﾊﾅｺ``; KeyError for characters that have no half-width form."""
-    return "".join(_HALF_WIDTH[character] for character in text)
-
-
-def age_on(birthdate: date, today: date) -> int:
-    return (
-        today.year - birthdate.year - ((today.month, today.day) < (birthdate.month, birthdate.day))
-    )
-
-
-def _birthday_in(birthdate: date, year: int) -> date:
-    """The birthday in ``year`` (29 February falls on the 28th in common years)."""
-    if birthdate.month == 2 and birthdate.day == 29:
-        try:
-            return date(year, 2, 29)
-        except ValueError:
-            return date(year, 2, 28)
-    return birthdate.replace(year=year)
-
-
-def fifth_birthday_after(issued: date, birthdate: date) -> date:
-    """When a JPKI certificate issued on ``issued`` expires: the holder's fifth birthday after."""
-    first = _birthday_in(birthdate, issued.year)
-    if first <= issued:
-        first = _birthday_in(birthdate, issued.year + 1)
-    return _birthday_in(birthdate, first.year + 4)
-
-
-def check_digit(digits: str) -> str:
-    """The 検証番号 of insurer and public-expense numbers: weights 2,1,2,1... from the right,
-    the digits of the products summed, then the complement to a multiple of 10."""
-    total = 0
-    for position, digit in enumerate(reversed(digits)):
-        product = int(digit) * (2 if position % 2 == 0 else 1)
-        total += product // 10 + product % 10
-    return str((10 - total % 10) % 10)
-
-
-def _yyyymmdd(day: date | None) -> str | None:
-    return day.strftime("%Y%m%d") if day is not None else None
-
-
-@dataclass(frozen=True)
-class _Person:
-    name: str
-    name_kana: str
-    sex: str
-    birthdate: date
-    address: str
-    post_number: str
-    prefecture: _Prefecture
-
-
 class _Generator:
     """Draws everything from one seeded random source, in a fixed order."""
 
@@ -371,23 +149,23 @@ class _Generator:
         self.today = today
         self._serials: set[int] = set()
 
-    def person(self, ages: tuple[int, int], birthday: date | None = None) -> _Person:
+    def person(self, ages: tuple[int, int], birthday: date | None = None) -> Person:
         rng = self.rng
         age = rng.randint(*ages)
         if birthday is None:
-            latest = _birthday_in(self.today, self.today.year - age)
+            latest = birthday_in(self.today, self.today.year - age)
             birthdate = latest - timedelta(days=rng.randint(0, 364))
         else:  # the month and day are given (a certificate expiring on this birthday)
-            birthdate = _birthday_in(birthday, self.today.year - age)
+            birthdate = birthday_in(birthday, self.today.year - age)
         sex = rng.choice(("1", "2"))
-        surname, surname_kana = rng.choice(_SURNAMES)
-        given, given_kana = rng.choice(_GIVEN_NAMES[sex])
-        prefecture = rng.choice(_PREFECTURES)
+        surname, surname_kana = rng.choice(SURNAMES)
+        given, given_kana = rng.choice(GIVEN_NAMES[sex])
+        prefecture = rng.choice(PREFECTURES)
         address = (
-            f"{prefecture.name}{prefecture.city}{rng.choice(_TOWNS)}"
+            f"{prefecture.name}{prefecture.city}{rng.choice(TOWNS)}"
             f"{rng.randint(1, 5)}丁目{rng.randint(1, 30)}番{rng.randint(1, 20)}号"
         )
-        return _Person(
+        return Person(
             name=f"{surname}　{given}",
             name_kana=half_width_katakana(f"{surname_kana}　{given_kana}"),
             sex=sex,
@@ -414,7 +192,7 @@ class _Generator:
 
     # --- insurers --------------------------------------------------------------------------
 
-    def employee_insurer(self, person: _Person) -> dict[str, Any]:
+    def employee_insurer(self, person: Person) -> dict[str, Any]:
         rng, prefecture = self.rng, person.prefecture
         if rng.random() < 0.5:  # 協会けんぽ: 法別番号 01
             body = f"01{prefecture.code}{rng.randint(1, 9):03d}"
@@ -427,12 +205,12 @@ class _Generator:
         body = f"06{prefecture.code}{rng.randint(100, 999)}"  # 健康保険組合: 法別番号 06
         return {
             "InsurerNumber": body + check_digit(body),
-            "InsurerName": f"{rng.choice(_COMPANIES)}健康保険組合",
+            "InsurerName": f"{rng.choice(COMPANIES)}健康保険組合",
             "InsuredCardSymbol": str(rng.randint(1, 99)),
             "InsuredIdentificationNumber": str(rng.randint(1, 9999)),
         }
 
-    def national_insurer(self, person: _Person) -> dict[str, Any]:
+    def national_insurer(self, person: Person) -> dict[str, Any]:
         rng, prefecture = self.rng, person.prefecture
         body = f"{prefecture.code}{rng.randint(900, 999)}"  # 6 digits, no 法別番号
         return {
@@ -442,7 +220,7 @@ class _Generator:
             "InsuredIdentificationNumber": f"{rng.randrange(10**6, 10**7)}",
         }
 
-    def late_elderly_insurer(self, person: _Person) -> dict[str, Any]:
+    def late_elderly_insurer(self, person: Person) -> dict[str, Any]:
         prefecture = person.prefecture
         body = f"39{prefecture.code}{self.rng.randint(1, 9):03d}"  # 後期高齢者医療: 法別番号 39
         return {
@@ -456,7 +234,7 @@ class _Generator:
 
     def record(
         self,
-        person: _Person,
+        person: Person,
         insurer: dict[str, Any],
         *,
         family: bool = False,
@@ -465,7 +243,7 @@ class _Generator:
         card_expires: date | None = None,
     ) -> dict[str, Any]:
         if qualified is None:  # some day since coming of age, within the last 20 years
-            adult = _birthday_in(person.birthdate, person.birthdate.year + 18)
+            adult = birthday_in(person.birthdate, person.birthdate.year + 18)
             earliest = max(adult, self.today - timedelta(days=20 * 365))
             latest = self.today - timedelta(days=30)
             qualified = earliest + timedelta(
@@ -482,13 +260,13 @@ class _Generator:
             "Name": person.name,
             "NameKana": person.name_kana,
             "Sex1": person.sex,
-            "Birthdate": _yyyymmdd(person.birthdate),
+            "Birthdate": yyyymmdd(person.birthdate),
             "Address": person.address,
             "PostNumber": person.post_number,
-            "QualificationDate": _yyyymmdd(qualified),
+            "QualificationDate": yyyymmdd(qualified),
             "DisqualificationDate": None,
-            "InsuredCardValidDate": _yyyymmdd(qualified),
-            "InsuredCardExpirationDate": _yyyymmdd(card_expires),
+            "InsuredCardValidDate": yyyymmdd(qualified),
+            "InsuredCardExpirationDate": yyyymmdd(card_expires),
             "InsuredPartialContributionRatio": ratio,
             "PreschoolClassification": None,
             "ReasonOfLoss": None,
@@ -497,18 +275,18 @@ class _Generator:
             "PublicExpenseInfo": [],
         }
 
-    def records(self, plan: str, person: _Person) -> list[dict[str, Any]]:
+    def records(self, plan: str, person: Person) -> list[dict[str, Any]]:
         """The national system's records for ``person`` under insurance ``plan``."""
         rng = self.rng
         if plan in ("employee", "several", "disqualified", "newer"):
             main = self.record(person, self.employee_insurer(person))
             if plan == "disqualified":
-                main["DisqualificationDate"] = _yyyymmdd(self.days_ago(10, 120))
+                main["DisqualificationDate"] = yyyymmdd(self.days_ago(10, 120))
                 main["ReasonOfLoss"] = rng.choice(("02", "99"))
                 return [main]
             if plan == "newer":  # left the job, joined the municipal NHI the same day
                 lost = self.days_ago(10, 120)
-                main["DisqualificationDate"] = _yyyymmdd(lost)
+                main["DisqualificationDate"] = yyyymmdd(lost)
                 main["ReasonOfLoss"] = "03"
                 newer = self.record(
                     person,
@@ -535,7 +313,7 @@ class _Generator:
                     person,
                     self.late_elderly_insurer(person),
                     ratio=rng.choice(("010", "030")),
-                    qualified=_birthday_in(person.birthdate, person.birthdate.year + 75),
+                    qualified=birthday_in(person.birthdate, person.birthdate.year + 75),
                     card_expires=self.next_july_31(),
                 )
             ]
@@ -549,9 +327,9 @@ class _Generator:
             record = self.record(person, insurer, ratio=ratio)
             start = self._elderly_start(person)
             record["ElderlyRecipientCertificateInfo"] = {
-                "ElderlyRecipientCertificateDate": _yyyymmdd(start - timedelta(days=14)),
-                "ElderlyRecipientValidStartDate": _yyyymmdd(start),
-                "ElderlyRecipientValidEndDate": _yyyymmdd(self.next_july_31()),
+                "ElderlyRecipientCertificateDate": yyyymmdd(start - timedelta(days=14)),
+                "ElderlyRecipientValidStartDate": yyyymmdd(start),
+                "ElderlyRecipientValidEndDate": yyyymmdd(self.next_july_31()),
                 "ElderlyRecipientContributionRatio": ratio,
             }
             if plan == "elderly-30-limit":
@@ -560,9 +338,9 @@ class _Generator:
                     "LimitApplicationCertificateClassification": "01",
                     # B02 現役並みⅡ, B03 現役並みⅠ (the classes a 30 % elderly recipient holds)
                     "LimitApplicationCertificateClassificationFlag": rng.choice(("B02", "B03")),
-                    "LimitApplicationCertificateDate": _yyyymmdd(limit_start - timedelta(days=7)),
-                    "LimitApplicationCertificateValidStartDate": _yyyymmdd(limit_start),
-                    "LimitApplicationCertificateValidEndDate": _yyyymmdd(self.next_july_31()),
+                    "LimitApplicationCertificateDate": yyyymmdd(limit_start - timedelta(days=7)),
+                    "LimitApplicationCertificateValidStartDate": yyyymmdd(limit_start),
+                    "LimitApplicationCertificateValidEndDate": yyyymmdd(self.next_july_31()),
                     "LimitApplicationCertificateLongTermDate": None,
                 }
             return [record]
@@ -588,10 +366,10 @@ class _Generator:
             return []
         raise ValueError(f"unknown insurance plan {plan!r}")
 
-    def _elderly_start(self, person: _Person) -> date:
+    def _elderly_start(self, person: Person) -> date:
         """高齢受給者証: from the month after the 70th birthday (the day itself if the 1st),
         renewed every 1 August."""
-        seventy = _birthday_in(person.birthdate, person.birthdate.year + 70)
+        seventy = birthday_in(person.birthdate, person.birthdate.year + 70)
         if seventy.day == 1:
             start = seventy
         else:
@@ -601,13 +379,13 @@ class _Generator:
 
     # --- certificates ----------------------------------------------------------------------
 
-    def certificate_dates(self, state: CertificateState, person: _Person) -> tuple[date, date]:
+    def certificate_dates(self, state: CertificateState, person: Person) -> tuple[date, date]:
         """(issued, expires) for the user-authentication certificate."""
         if state in ("expired-in-grace", "expired-past-grace"):
-            expires = _birthday_in(person.birthdate, self.today.year)
+            expires = birthday_in(person.birthdate, self.today.year)
             if expires > self.today:
-                expires = _birthday_in(person.birthdate, self.today.year - 1)
-            issued = _birthday_in(person.birthdate, expires.year - 5) + timedelta(
+                expires = birthday_in(person.birthdate, self.today.year - 1)
+            issued = birthday_in(person.birthdate, expires.year - 5) + timedelta(
                 days=self.rng.randint(1, 300)
             )
             return issued, expires
@@ -654,7 +432,7 @@ def generate_population(
     for index in range(count):
         outcome = OUTCOMES[index % len(OUTCOMES)]
         card_id = f"p{index + 1:03d}-{outcome.name}"
-        plan = _INSURANCE[outcome.insurance]
+        plan = INSURANCE_PLANS[outcome.insurance]
         person = generator.person(plan.ages, generator.expiry_birthday(outcome.certificate))
         records = generator.records(outcome.insurance, person)
         pin = f"{rng.randint(0, 9999):04d}"

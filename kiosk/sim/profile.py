@@ -1,6 +1,6 @@
 """Card profiles: everything one virtual card is, kept in a TOML file.
 
-A profile says which kind of token the card is (DOMAIN.md section 2: My Number card, Android
+A profile says which kind of token the card is (docs/card.md: My Number card, Android
 or iPhone スマホ用電子証明書, the old 住基カード, or a card with no JPKI application at all), its
 4-digit PIN or none (顔認証マイナンバーカード), the PIN counters, the user-authentication key and
 certificates, the ATR, and a timing model.
@@ -29,7 +29,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from kiosk.errors import ConfigError
+from contract.errors import ConfigError
 from kiosk.sim.pki import TestJpkiCa, new_rsa_key
 
 PROFILE_FORMAT = 1
@@ -104,7 +104,7 @@ DEFAULT_ATRS = {
     CardKind.IPHONE: contactless_atr(b""),
     CardKind.NON_JPKI: contactless_atr(_FELICA_HISTORICAL),
 }
-"""ATRs as a contactless reader shows them. The kiosk must never rely on them (DOMAIN.md 2)."""
+"""ATRs as a contactless reader shows them. The kiosk must never rely on them (docs/card.md)."""
 
 
 @dataclass

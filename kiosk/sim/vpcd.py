@@ -4,7 +4,7 @@ vpcd (loaded by pcscd) listens on 127.0.0.1:35963 for reader ``Virtual PCD 00 00
 for ``Virtual PCD 00 01``. A card is a TCP client of that port: connecting is inserting the
 card, closing the socket is taking it off the reader (pcscd reports the insertion and the
 removal as for a real card). Messages both ways are a 2-byte big-endian length followed by
-that many bytes (TESTING.md):
+that many bytes (vsmartcard's vpcd protocol):
 
 =============  ===============  ===================
 vpcd sends     meaning          the card answers

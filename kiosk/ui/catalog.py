@@ -21,7 +21,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from kiosk.errors import ConfigError
+from contract.errors import ConfigError
 from kiosk.flow.screens import Language
 
 log = logging.getLogger(__name__)

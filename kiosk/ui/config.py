@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from kiosk.errors import ConfigError
+from contract.errors import ConfigError
 
 LayoutName = Literal["landscape", "portrait"]
 LAYOUT_NAMES: tuple[LayoutName, ...] = ("landscape", "portrait")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pygame.freetype
 
-from kiosk.errors import ConfigError
+from contract.errors import ConfigError
 from kiosk.flow.screens import Language
 from kiosk.ui.config import DEFAULT_FONT_BOLD, DEFAULT_FONT_REGULAR
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from kiosk.errors import ConfigError
+from contract.errors import ConfigError
 from kiosk.ui.config import LayoutName
 
 #: The smallest touch target, each way.

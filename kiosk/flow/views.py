@@ -1,0 +1,137 @@
+"""What a state shows and implies: its screen, its lights, its timeout, the route of a visit
+that ends there, whether a card is on the reader.
+
+Pure functions of a state (and the settings); the machine uses them on entering a state, the
+tests to check every state has them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Final
+
+from contract.challenge import Mode
+from kiosk.flow.notices import Notice
+from kiosk.flow.screens import Screen, ScreenId
+from kiosk.flow.settings import FlowSettings
+from kiosk.flow.states import (
+    CardSession,
+    Checking,
+    ChoosingCheck,
+    Concluded,
+    EnteringPin,
+    ErrorNotice,
+    FlowState,
+    NeedsStaff,
+    NoCardHelp,
+    OfflineNotice,
+    ReaderMissing,
+    ReadingCard,
+    RemovedEarly,
+    ResultOk,
+    StaffMode,
+    TakeCard,
+    VisualCheckWait,
+)
+from kiosk.hw.reminder import next_sound_at
+from kiosk.hw.signals import LightSignal
+
+
+def screen_of(state: FlowState) -> Screen:
+    """The screen a state shows: as little as the patient needs, no personal data."""
+    base = Screen(state.screen_id, state.language)
+    if isinstance(state, ChoosingCheck):
+        return replace(
+            base,
+            tries_left=state.tries_left,
+            pin_unavailable=state.pin_unavailable,
+            wrong_pin=state.wrong_pin,
+        )
+    if isinstance(state, EnteringPin):
+        return replace(
+            base, tries_left=state.tries_left, digits_typed=state.digits, wrong_pin=state.wrong_pin
+        )
+    if isinstance(state, ResultOk):
+        return replace(base, renew_certificate=state.renew_certificate)
+    if isinstance(state, NeedsStaff | ErrorNotice):
+        return replace(base, notice=state.notice)
+    if isinstance(state, TakeCard):
+        return replace(base, reminder_level=state.reminder_level, notice=state.notice)
+    notice = _FIXED_NOTICES.get(state.screen_id)
+    if notice is not None:
+        return replace(base, notice=notice)
+    return base
+
+
+_FIXED_NOTICES: Final[dict[ScreenId, Notice]] = {
+    ScreenId.NO_CARD_HELP: Notice.NO_CARD,
+    ScreenId.REMOVED_EARLY: Notice.CARD_REMOVED_EARLY,
+    ScreenId.READER_MISSING: Notice.READER_MISSING,
+    ScreenId.SERVER_UNREACHABLE: Notice.SERVER_UNREACHABLE,
+}
+
+
+def lights_of(state: FlowState) -> LightSignal:
+    """Green eligible; amber staff (blinking: visual check waiting); red error; blue ready/busy."""
+    if isinstance(state, TakeCard):
+        return state.signal
+    if isinstance(state, ReadingCard | Checking):
+        return LightSignal.BUSY
+    if isinstance(state, ChoosingCheck):
+        return LightSignal.READY if state.pin_unavailable is None else LightSignal.STAFF_NEEDED
+    if isinstance(state, VisualCheckWait):
+        return LightSignal.VISUAL_CHECK_WAITING
+    if isinstance(state, ResultOk):
+        return LightSignal.ELIGIBLE
+    if isinstance(state, NeedsStaff | ErrorNotice):
+        return LightSignal.STAFF_NEEDED if state.notice.needs_staff else LightSignal.ERROR
+    if isinstance(state, NoCardHelp | ReaderMissing | OfflineNotice):
+        return LightSignal.STAFF_NEEDED
+    if isinstance(state, RemovedEarly):
+        return LightSignal.ERROR
+    if isinstance(state, StaffMode):
+        return LightSignal.OFF
+    return LightSignal.READY  # Idle, ChoosingLanguage, EnteringPin
+
+
+def timeout_of(state: FlowState, settings: FlowSettings) -> float:
+    """Seconds until the state's timeout."""
+    timeouts = settings.timeouts
+    if isinstance(state, Concluded):
+        if state.card_present:  # the first card-left reminder is due then
+            return settings.reminders.remind_after_s[0]
+        return timeouts.after_removal_s
+    if isinstance(state, TakeCard):
+        return next_sound_at(settings.reminders, state.elapsed_s) - state.elapsed_s
+    return {
+        ScreenId.IDLE: timeouts.idle_s,
+        ScreenId.LANGUAGES: timeouts.languages_s,
+        ScreenId.NO_CARD_HELP: timeouts.no_card_help_s,
+        ScreenId.READING: timeouts.reading_s,
+        ScreenId.CHOOSE_CHECK: timeouts.choose_check_s,
+        ScreenId.PIN_ENTRY: timeouts.pin_entry_s,
+        ScreenId.CHECKING: timeouts.checking_s,
+        ScreenId.VISUAL_WAIT: timeouts.visual_wait_s,
+        ScreenId.REMOVED_EARLY: timeouts.removed_early_s,
+        ScreenId.READER_MISSING: timeouts.reader_missing_s,
+        ScreenId.SERVER_UNREACHABLE: timeouts.server_unreachable_s,
+        ScreenId.STAFF_MODE: timeouts.staff_mode_s,
+    }[state.screen_id]
+
+
+def route_of(state: FlowState, mode: Mode | None) -> str:
+    """``ok``, ``staff`` or ``error``: how a patient's visit ended (population routes)."""
+    if isinstance(state, ResultOk):
+        return "staff" if mode == "visual" else "ok"
+    if isinstance(state, ErrorNotice):
+        return "error"
+    return "staff"
+
+
+def card_present(state: FlowState) -> bool:
+    """Whether the state knows of a card on the reader."""
+    if isinstance(state, CardSession | TakeCard):
+        return True
+    if isinstance(state, Concluded | StaffMode):
+        return state.card_present
+    return False
