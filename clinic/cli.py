@@ -4,14 +4,17 @@
 
     clinic-server [--data-dir DIR] [--database URL] COMMAND ...
 
-    init      first run: the TLS CA and server certificate, the device CA, the settings
-              and the first (administrator) staff account
+    init      first run: the TLS CA and server certificate, the device CA, the record key,
+              the settings and the first (administrator) staff account
     serve     run the kiosk API and the staff dashboard
-    device    issue NAME [--out DIR] | revoke NAME | list [--json]
+    device    issue NAME [--out DIR] [--ca-key PEM] [--ca-passphrase-file F] | revoke NAME
+              | list [--json]
+    purge     [--days N]   reduce records older than the retention period to their summary
+    record-key             make the record key if it is missing; where it is
     staff     add NAME [--admin] | password NAME | list
     national  load FILE | list [--json] | revoke (--card-id ID | --issuer RFC4514 --serial N)
     access-log verify
-    bench     [--json] [--seconds S] [--kiosks 1,8,32]
+    bench     [--json] [--seconds S] [--kiosks 1,8,32]   (from the testbed, when installed)
 
 Passwords come from a prompt (asked twice) or ``--password-file`` (its first line); there is
 never a default password.
@@ -29,15 +32,19 @@ import os
 import signal
 import sys
 import time
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 from clinic.config import DataDir, ServerConfig, config_from, default_data_dir, save_settings
 from clinic.errors import StorageError
 from clinic.pki import CertificateAuthority, cert_pem, key_pem, new_device_key, write_private
-from kiosk.errors import ConfigError
+from contract.errors import ConfigError
 
 DEFAULT_HOSTNAMES = ("127.0.0.1", "localhost", "::1")
+
+#: Entry points that add commands (``add_parser(subparsers)``) from outside the server.
+COMMAND_PLUGINS = "onshi_clinic.commands"
 
 
 def _read_password(args: argparse.Namespace, prompt: str) -> str:
@@ -59,6 +66,24 @@ def _read_password(args: argparse.Namespace, prompt: str) -> str:
     return first
 
 
+def _read_passphrase(path: str | None, prompt: str, *, twice: bool) -> bytes | None:
+    """A CA key's passphrase: the file's first line, else a prompt on a terminal, else None."""
+    if path is not None:
+        try:
+            lines = Path(path).read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise ConfigError(f"cannot read the passphrase file: {exc}") from exc
+        if not lines or not lines[0]:
+            raise ConfigError("the passphrase file is empty")
+        return lines[0].encode("utf-8")
+    if not sys.stdin.isatty():
+        return None
+    first = getpass.getpass(f"{prompt}: ")
+    if twice and first != getpass.getpass(f"{prompt} (again): "):
+        raise ConfigError("the two passphrases differ")
+    return first.encode("utf-8") or None
+
+
 def _config(args: argparse.Namespace, **overrides: Any) -> ServerConfig:
     return config_from(Path(args.data_dir), {"database": args.database, **overrides})
 
@@ -75,9 +100,17 @@ def initialise(
     jpki_crl: list[str] | None = None,
     hostnames: list[str] | None = None,
     database: str | None = None,
+    ca_passphrase: bytes | None = None,
+    record_key_file: str | None = None,
 ) -> ServerConfig:
-    """First run: CAs, the server certificate, settings and the administrator account."""
-    from clinic.ingest import create_outbox_key
+    """First run: CAs, the server certificate, the record key, settings and the administrator.
+
+    ``ca_passphrase`` encrypts both CA keys (the running server needs neither);
+    ``record_key_file`` puts the record key elsewhere than the data directory.
+    """
+    from clinic.access_log import Seal
+    from clinic.at_rest import RecordCipher
+    from clinic.outbox_key import create_outbox_key
     from clinic.server import open_database
     from clinic.staff import StaffAccounts, check_password_policy
 
@@ -95,35 +128,41 @@ def initialise(
             for s in jpki_crl or []
         ],
         "database": database,
+        "record_key_file": str(Path(record_key_file).resolve()) if record_key_file else None,
     }
     tls_ca = CertificateAuthority.create("Onshi Kiosk clinic server CA")
-    tls_ca.save(paths.server_ca, paths.server_ca_key)
+    tls_ca.save(paths.server_ca, paths.server_ca_key, passphrase=ca_passphrase)
     server_key = new_device_key()
     names = list(dict.fromkeys([*DEFAULT_HOSTNAMES, *(hostnames or [])]))
     server_cert = tls_ca.issue_server(server_key, names)
     write_private(paths.server_key, key_pem(server_key))
     paths.server_cert.write_bytes(cert_pem(server_cert))
     device_ca = CertificateAuthority.create("Onshi Kiosk clinic device CA")
-    device_ca.save(paths.device_ca, paths.device_ca_key)
+    device_ca.save(paths.device_ca, paths.device_ca_key, passphrase=ca_passphrase)
     create_outbox_key(data_dir)  # the key pair kiosks seal their logs to
     save_settings(data_dir, settings)
+    RecordCipher.create(config_from(data_dir, {}).record_key_path)
     db = open_database(config)
     try:
         staff = StaffAccounts(db, clock=time.time)
         if staff.count() == 0:
             staff.add(admin, password, is_admin=True)
+        Seal.open(paths.access_log_key, paths.access_log_anchor, db)  # the access log's key
     finally:
         db.close()
     return config_from(data_dir, {})
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from clinic.ingest import outbox_key_paths
+    from clinic.outbox_key import outbox_key_paths
 
     data_dir = Path(args.data_dir)
     if DataDir(data_dir).server_ca.exists() or DataDir(data_dir).device_ca.exists():
         raise ConfigError(f"{data_dir} is initialised already")
     password = _read_password(args, f"password for the administrator {args.admin}")
+    passphrase = _read_passphrase(
+        args.ca_passphrase_file, "passphrase for the CA keys (empty: none)", twice=True
+    )
     config = initialise(
         data_dir,
         admin=args.admin,
@@ -132,11 +171,20 @@ def cmd_init(args: argparse.Namespace) -> int:
         jpki_crl=args.jpki_crl,
         hostnames=args.hostname,
         database=args.database,
+        ca_passphrase=passphrase,
+        record_key_file=args.record_key,
     )
     print(f"initialised {data_dir}")
     print(f"  kiosks pin the server CA: {config.paths.server_ca}")
     print(f"  administrator: {args.admin}")
     print(f"  kiosks seal their logs to: {outbox_key_paths(data_dir)[1]}")
+    print(f"  record key (back it up apart from the database): {config.record_key_path}")
+    if passphrase is None:
+        print(
+            f"  the CA keys have no passphrase: the server does not need them, move "
+            f"{config.paths.device_ca_key.name} and {config.paths.server_ca_key.name} off this "
+            "machine (device issue --ca-key finds the device CA's key where it is kept)"
+        )
     if not args.jpki_ca:
         print("  no JPKI CA yet: give serve --jpki-ca (and --jpki-crl)")
     return 0
@@ -166,7 +214,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     context = build_context(config)
-    server = ClinicServer(config, context)
+    server = ClinicServer(config, context, staff_process=True)
     print(
         f"kiosk API  https://{config.host}:{server.kiosk_port}/api/v1 (mutual TLS)\n"
         f"dashboard  https://{config.host}:{server.staff_port}/",
@@ -201,11 +249,39 @@ def _registry(args: argparse.Namespace) -> Any:
     return config, db, DeviceRegistry(db, ca_cert, clock=time.time)
 
 
+def _device_ca(config: ServerConfig, args: argparse.Namespace) -> CertificateAuthority:
+    """The device CA with its key: from ``--ca-key`` or the data directory, opened with the
+    passphrase (``--ca-passphrase-file``, or asked for on a terminal) when it has one."""
+    key_path = Path(args.ca_key) if args.ca_key else config.paths.device_ca_key
+    if not key_path.is_file():
+        raise ConfigError(
+            f"the device CA's key is not at {key_path}: give --ca-key where it is kept"
+        )
+    passphrase = (
+        _read_passphrase(args.ca_passphrase_file, "passphrase", twice=False)
+        if args.ca_passphrase_file
+        else None
+    )
+    try:
+        return CertificateAuthority.load(config.paths.device_ca, key_path, passphrase=passphrase)
+    except ValueError:
+        if passphrase is not None or not sys.stdin.isatty():
+            raise ConfigError(
+                f"the device CA's key {key_path} does not open: wrong or missing passphrase "
+                "(--ca-passphrase-file)"
+            ) from None
+    asked = _read_passphrase(None, f"passphrase of {key_path}", twice=False)
+    try:
+        return CertificateAuthority.load(config.paths.device_ca, key_path, passphrase=asked)
+    except ValueError:
+        raise ConfigError(f"the passphrase does not open {key_path}") from None
+
+
 def cmd_device(args: argparse.Namespace) -> int:
     config, db, registry = _registry(args)
     try:
         if args.device_command == "issue":
-            ca = CertificateAuthority.load(config.paths.device_ca, config.paths.device_ca_key)
+            ca = _device_ca(config, args)
             issued = registry.issue(ca, args.name)
             out = Path(args.out)
             out.mkdir(parents=True, exist_ok=True)
@@ -269,7 +345,7 @@ def cmd_staff(args: argparse.Namespace) -> int:
 
 
 def cmd_national(args: argparse.Namespace) -> int:
-    from clinic import national
+    from clinic.national import simulated as national
     from clinic.server import open_database
 
     db = open_database(_config(args))
@@ -307,32 +383,65 @@ def cmd_national(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_access_log(args: argparse.Namespace) -> int:
-    from clinic.access_log import AccessLog
+def cmd_purge(args: argparse.Namespace) -> int:
+    from clinic.at_rest import purge
+    from clinic.extensions import load_extensions
     from clinic.server import open_database
 
-    db = open_database(_config(args))
+    config = _config(args)
+    days = config.retention_days if args.days is None else args.days
+    if days < 0:
+        raise ConfigError("--days is >= 0")
+    db = open_database(config, load_extensions(config.extensions))
     try:
-        check = AccessLog(db, clock=time.time).check_chain()
+        result = purge(db, retention_days=days, now=time.time())
+    finally:
+        db.close()
+    print(f"retention {days:g} days: {result}")
+    return 0
+
+
+def cmd_record_key(args: argparse.Namespace) -> int:
+    from clinic.at_rest import RecordCipher
+
+    path = _config(args).record_key_path
+    made = RecordCipher.create(path)
+    RecordCipher.load(path)  # readable, private, well-formed
+    verb = "made" if made else "kept"
+    print(f"{verb} the record key {path} (back it up apart from the database)")
+    return 0
+
+
+def cmd_access_log(args: argparse.Namespace) -> int:
+    from clinic.access_log import AccessLog, Seal
+    from clinic.server import open_database
+
+    config = _config(args)
+    paths = config.paths
+    try:
+        seal = Seal.load(paths.access_log_key, paths.access_log_anchor)
+    except ConfigError as exc:
+        print(f"access log NOT VERIFIED: {exc}", file=sys.stderr)
+        return 1
+    db = open_database(config)
+    try:
+        check = AccessLog(db, clock=time.time, seal=seal).check_chain()
     finally:
         db.close()
     if check.intact:
-        print(f"access log intact: {check.entries} entries")
+        print(f"access log intact: {check.entries} entries, chain and anchors agree")
+        if check.unanchored:
+            print(
+                f"note: the {check.unanchored} newest entries are not anchored in"
+                f" {paths.access_log_anchor} (the server stopped before anchoring them, or"
+                " anchor lines were removed): compare the newest entry with the last"
+                " 'access log head' line in the server's log",
+                file=sys.stderr,
+            )
         return 0
-    print(f"access log ALTERED from entry {check.first_broken_id}", file=sys.stderr)
+    where = f" from entry {check.first_broken_id}" if check.first_broken_id is not None else ""
+    print(f"access log ALTERED{where}: {check.problem}", file=sys.stderr)
     return 1
-
-
-def cmd_bench(args: argparse.Namespace) -> int:
-    from clinic.bench import print_table, run_bench
-
-    kiosks = [int(k) for k in args.kiosks.split(",") if k.strip()]
-    results = run_bench(kiosks=kiosks, seconds=args.seconds, database=args.database)
-    if args.json:
-        print(json.dumps([r.as_dict() for r in results], indent=1))
-    else:
-        print_table(results)
-    return 0
 
 
 # --- the parser -------------------------------------------------------------------------------
@@ -374,6 +483,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         help="another name or address for the server certificate (repeatable)",
     )
+    init.add_argument(
+        "--ca-passphrase-file",
+        default=None,
+        help="encrypt both CA keys with the passphrase on the file's first line (on a "
+        "terminal it is asked for; the running server needs neither key)",
+    )
+    init.add_argument(
+        "--record-key",
+        default=None,
+        metavar="PATH",
+        help="where the record key goes (default: record.key in the data directory)",
+    )
     init.set_defaults(func=cmd_init)
 
     serve = commands.add_parser("serve", help="run the kiosk API and the dashboard")
@@ -407,6 +528,17 @@ def build_parser() -> argparse.ArgumentParser:
     issue = device_commands.add_parser("issue", help="a certificate and key for a kiosk")
     issue.add_argument("name")
     issue.add_argument("--out", default=".", help="where NAME.pem and NAME.key.pem go")
+    issue.add_argument(
+        "--ca-key",
+        default=None,
+        metavar="PEM",
+        help="the device CA's key, where it is kept (default: in the data directory)",
+    )
+    issue.add_argument(
+        "--ca-passphrase-file",
+        default=None,
+        help="the CA key's passphrase (first line); on a terminal it is asked for",
+    )
     revoke = device_commands.add_parser("revoke", help="refuse a kiosk from now on")
     revoke.add_argument("name")
     listing = device_commands.add_parser("list")
@@ -437,20 +569,33 @@ def build_parser() -> argparse.ArgumentParser:
     nrevoke.add_argument("--serial", type=int, default=None)
     national.set_defaults(func=cmd_national)
 
+    purge_command = commands.add_parser(
+        "purge", help="reduce records older than the retention period to their summary"
+    )
+    purge_command.add_argument(
+        "--days",
+        type=float,
+        default=None,
+        help="the retention period in days (default: retention_days in clinic.toml, 90)",
+    )
+    purge_command.set_defaults(func=cmd_purge)
+
+    record_key = commands.add_parser(
+        "record-key", help="the key of the personal fields in the database (made once, kept)"
+    )
+    record_key.set_defaults(func=cmd_record_key)
+
     access = commands.add_parser("access-log", help="the record access log")
     access_commands = access.add_subparsers(dest="access_command", required=True)
     access_commands.add_parser("verify", help="check the hash chain")
     access.set_defaults(func=cmd_access_log)
 
-    from clinic import ingest
+    from clinic import outbox_key
 
-    ingest.add_parser(commands)  # outbox-key
+    outbox_key.add_parser(commands)
 
-    bench = commands.add_parser("bench", help="verifications per second on loopback over TLS")
-    bench.add_argument("--json", action="store_true")
-    bench.add_argument("--seconds", type=float, default=5.0, help="per kiosk count")
-    bench.add_argument("--kiosks", default="1,8,32")
-    bench.set_defaults(func=cmd_bench)
+    for plugin in entry_points(group=COMMAND_PLUGINS):
+        plugin.load()(commands)  # the testbed's ``bench``, when it is installed
     return parser
 
 

@@ -11,6 +11,14 @@ Data directory (default ``/var/lib/onshi-clinic``, or ``$ONSHI_CLINIC_DATA``)::
     server-ca.pem            the TLS CA kiosks pin           server-ca.key.pem  (0600)
     server.pem               the server's TLS certificate    server.key.pem     (0600)
     device-ca.pem            the CA of kiosk certificates    device-ca.key.pem  (0600)
+    access-log.key           the access log's HMAC key (0600)
+    access-log.anchor        the access log's heads, appended outside the database (0600)
+    record.key               the key of the personal fields in the database (0600; may live
+                             elsewhere: ``record_key_file``; see ``clinic.at_rest``)
+
+The running server needs neither CA key: ``device-ca.key.pem`` (passphrase-protected with
+``init --ca-passphrase-file``) may be moved off the server and given to ``device issue
+--ca-key`` when a kiosk is added.
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import tomli_w
 
-from kiosk.errors import ConfigError
+from contract.errors import ConfigError
 
 DEFAULT_DATA_DIR = Path("/var/lib/onshi-clinic")
 SETTINGS_FILE = "clinic.toml"
@@ -70,6 +78,18 @@ class DataDir:
     def device_ca_key(self) -> Path:
         return self.root / "device-ca.key.pem"
 
+    @property
+    def access_log_key(self) -> Path:
+        return self.root / "access-log.key"
+
+    @property
+    def access_log_anchor(self) -> Path:
+        return self.root / "access-log.anchor"
+
+    @property
+    def record_key(self) -> Path:
+        return self.root / "record.key"
+
 
 @dataclass(frozen=True)
 class ServerConfig:
@@ -93,13 +113,37 @@ class ServerConfig:
     national_failure_rate: float = 0.0
     national_down: bool = False
     db_pool_size: int = 4
+    #: staff passwords hashed at once (64 MiB each); more login attempts get 429 at once
+    login_hash_concurrency: int = 1
     log_level: str = "info"
     #: extra modules whose ``EXTENSION`` is loaded (see ``clinic.extensions``)
     extensions: tuple[str, ...] = field(default_factory=tuple)
+    #: both listeners: the largest request head (request line and headers), in bytes, and
+    #: how long a request head may take to arrive, in seconds (``clinic.listeners``)
+    max_header_bytes: int = 8 * 1024
+    header_timeout_s: float = 10.0
+    #: visual checks one kiosk's staff button may confirm in any hour (``clinic.button``)
+    button_confirms_per_hour: int = 10
+    #: seconds during which staff may revoke a confirmation made with a kiosk's button
+    button_revoke_window_s: float = 1800.0
+    #: visual checks are confirmed on the dashboard only; the kiosk's button is refused
+    require_dashboard_confirm: bool = False
+    #: days after which records are reduced to a summary without personal data
+    retention_days: float = 90.0
+    #: the record key (``clinic.at_rest``); None = ``record.key`` in the data directory
+    record_key_file: str | None = None
+    #: undecryptable log records the server holds for one kiosk (``clinic.ingest``)
+    outbox_quota_undecryptable: int = 1000
+    #: log records one kiosk may have stored in any 24 hours
+    outbox_quota_per_day: int = 50_000
 
     @property
     def paths(self) -> DataDir:
         return DataDir(self.data_dir)
+
+    @property
+    def record_key_path(self) -> Path:
+        return Path(self.record_key_file) if self.record_key_file else self.paths.record_key
 
     @property
     def database_url(self) -> str:
@@ -128,8 +172,20 @@ class ServerConfig:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ConfigError(f"unknown time zone {self.timezone!r}") from exc
+        if not 1 <= self.login_hash_concurrency <= 64:
+            raise ConfigError("login_hash_concurrency is between 1 and 64")
         if not 0 <= self.national_failure_rate <= 1:
             raise ConfigError("the failure rate is between 0 and 1")
+        if not 1024 <= self.max_header_bytes <= 1024 * 1024:
+            raise ConfigError("max_header_bytes is between 1024 and 1048576")
+        if not 0.5 <= self.header_timeout_s <= 300:
+            raise ConfigError("header_timeout_s is between 0.5 and 300 seconds")
+        if self.button_confirms_per_hour < 0 or self.button_revoke_window_s < 0:
+            raise ConfigError("button_confirms_per_hour and button_revoke_window_s are >= 0")
+        if self.retention_days < 0:
+            raise ConfigError("retention_days is >= 0")
+        if self.outbox_quota_undecryptable < 0 or self.outbox_quota_per_day < 0:
+            raise ConfigError("the outbox quotas are >= 0")
         paths = self.paths
         for needed in (paths.server_cert, paths.server_key, paths.device_ca):
             if not needed.is_file():
@@ -154,6 +210,16 @@ _SETTING_KEYS = {
     "national_jitter_ms": float,
     "national_failure_rate": float,
     "national_down": bool,
+    "max_header_bytes": int,
+    "header_timeout_s": float,
+    "login_hash_concurrency": int,
+    "button_confirms_per_hour": int,
+    "button_revoke_window_s": float,
+    "require_dashboard_confirm": bool,
+    "retention_days": float,
+    "record_key_file": str,
+    "outbox_quota_undecryptable": int,
+    "outbox_quota_per_day": int,
 }
 
 

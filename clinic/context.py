@@ -10,11 +10,12 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from clinic.access_log import AccessLog
+from clinic.button import StaffButton
 from clinic.devices import DeviceRegistry
+from clinic.eligibility import EligibilityService
 from clinic.events import EventHub
 from clinic.jpki import JpkiTrust
-from clinic.national import NationalConnector
-from clinic.service import EligibilityService
+from clinic.national.interface import NationalConnector
 from clinic.staff import StaffAccounts
 from clinic.storage import Database
 
@@ -41,6 +42,8 @@ class ClinicContext:
     )
     #: Extensions may keep their own objects here (e.g. ``extras["ingest"]``).
     extras: dict[str, Any] = field(default_factory=dict)
+    #: The kiosks' staff button: its rate, alarms and revocation (``clinic.button``).
+    button: StaffButton | None = None
 
     async def run(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run blocking ``func`` on a worker thread and wait for it."""
@@ -59,4 +62,5 @@ class ClinicContext:
 
     def close(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=True)
+        self.staff.close()
         self.db.close()

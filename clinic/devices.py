@@ -5,6 +5,10 @@ within its validity, it was registered by ``clinic-server device issue`` and it 
 (``device revoke``). A verified certificate is remembered by fingerprint for a few seconds, so
 the registry is read once per kiosk every ``cache_ttl_s``, not once per request; a revocation
 therefore takes effect within that time even while the server runs.
+
+Every request id a kiosk signs is remembered in the database (``device_requests``) until the
+request's signature would be too old anyway, and a second request with the same id is refused:
+kept in the database, the memory is the same for every server instance that shares it.
 """
 
 from __future__ import annotations
@@ -22,15 +26,42 @@ from cryptography.hazmat.primitives import hashes
 
 from clinic.errors import ConflictError
 from clinic.pki import CertificateAuthority, key_pem, new_device_key, valid_device_id
-from clinic.storage import Database
-from kiosk.device_auth import device_id_of
-from kiosk.errors import DeviceAuthError
+from clinic.storage import Database, Migration, Schema
+from contract.device_signing import device_id_of
+from contract.errors import DeviceAuthError
 
 
 class DeviceRefused(DeviceAuthError):
     """A well-signed request from a certificate the clinic does not accept (HTTP 403)."""
 
     code = "device_auth.refused"
+
+
+class RequestReplayed(DeviceAuthError):
+    """A request id that was already used: a copy of an earlier request (HTTP 401)."""
+
+    code = "device_auth.replayed"
+
+
+#: The request ids seen, kept until ``expires_at`` (the signed timestamp plus the allowed
+#: skew: after that the signature is refused as too old, copied or not).
+REPLAY_SCHEMA = Schema(
+    "device_requests",
+    (
+        Migration.portable(
+            1,
+            "CREATE TABLE device_requests ("
+            " device_id TEXT NOT NULL,"
+            " request_id TEXT NOT NULL,"
+            " expires_at DOUBLE PRECISION NOT NULL,"
+            " PRIMARY KEY (device_id, request_id));"
+            "CREATE INDEX device_requests_expiry ON device_requests (expires_at)",
+        ),
+    ),
+)
+
+#: How often (clock seconds) the expired request ids are deleted, at most.
+REPLAY_PURGE_INTERVAL_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -64,6 +95,7 @@ class DeviceRegistry:
         self._cache: dict[bytes, _Verified] = {}
         self._touched: dict[str, float] = {}
         self._lock = threading.Lock()
+        self._replay_purged_at = 0.0
 
     # -- request checks --
 
@@ -101,6 +133,25 @@ class DeviceRegistry:
                 self._cache.clear()
             self._cache[fp] = _Verified(device_id, now)
         return device_id
+
+    def remember_request(self, device_id: str, request_id: str, expires_at: float) -> None:
+        """Record a request id; ``RequestReplayed`` if this device already used it.
+
+        Writes the database: call with ``run_db``. Expired ids are deleted on the way, at most
+        once every ``REPLAY_PURGE_INTERVAL_S``.
+        """
+        now = self._clock()
+        with self._db.transaction(write=True) as tx:
+            if now - self._replay_purged_at >= REPLAY_PURGE_INTERVAL_S:
+                self._replay_purged_at = now
+                tx.execute("DELETE FROM device_requests WHERE expires_at < ?", (now,))
+            added = tx.execute(
+                "INSERT INTO device_requests (device_id, request_id, expires_at)"
+                " VALUES (?, ?, ?) ON CONFLICT (device_id, request_id) DO NOTHING",
+                (device_id, request_id, expires_at),
+            )
+        if added == 0:
+            raise RequestReplayed(f"request id {request_id} of {device_id!r} was already used")
 
     def touch_due(self, device_id: str) -> bool:
         """True when the device's last-seen time should be written now (throttled)."""

@@ -1,32 +1,34 @@
-"""The clinic server's exception tree, under the kiosk's own root.
+"""The clinic server's branch of the one exception tree (root: ``contract.errors.OnshiError``).
 
 Drivers' errors (sqlite3, psycopg, httpx for CRL downloads) are translated at their adapters
-into these; the HTTP layer maps them to status codes in one place::
+into these; the HTTP layer maps them to status codes in one place (``clinic.http_errors``)::
 
-    kiosk.errors.KioskError
+    contract.errors.OnshiError
     └── ClinicError
         ├── StorageError                the database refused or failed (``temporary`` may be set)
         │   └── ConflictError           a uniqueness or integrity constraint refused the change
         ├── NationalUnavailable         the national system did not answer (temporary)
         ├── NotFound                    no such verification for this kiosk (also LookupError)
         ├── Conflict                    the verification's state does not allow this
+        ├── Refused                     understood, and not allowed to this caller (403)
         └── PasswordPolicyError         a staff password too weak (also ValueError)
 
-Request authentication failures stay in the kiosk's tree (``kiosk.errors.DeviceAuthError``,
-and ``clinic.devices.DeviceRefused`` below it), since both sides share that protocol.
+Request authentication failures stay in the shared part of the tree
+(``contract.errors.DeviceAuthError``, and ``clinic.devices.DeviceRefused`` below it), since
+both sides share that protocol.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kiosk.errors import KioskError
+from contract.errors import OnshiError
 
 if TYPE_CHECKING:
-    from clinic.service import Verification
+    from clinic.eligibility import Verification
 
 
-class ClinicError(KioskError):
+class ClinicError(OnshiError):
     """Root of every error the clinic server raises on purpose."""
 
     code = "clinic"
@@ -69,6 +71,13 @@ class Conflict(ClinicError):
     def __init__(self, message: str, current: Verification) -> None:
         super().__init__(message)
         self.current = current
+
+
+class Refused(ClinicError):
+    """The request is understood and not allowed to this caller (e.g. a kiosk's staff
+    button over its hourly rate, or where the clinic confirms on the dashboard only)."""
+
+    code = "clinic.refused"
 
 
 class PasswordPolicyError(ClinicError, ValueError):

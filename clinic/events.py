@@ -3,13 +3,17 @@
 The service publishes from worker threads; the dashboard's server-sent-event streams and the
 kiosks' long-polls listen on the event loop. ``publish`` is thread-safe and never blocks; a
 listener that falls far behind loses the oldest notices (the page then reloads its list).
+
+When the dashboard runs in a process of its own (``clinic.staff_process``), each side's hub
+relays what is published on it to the other (``relay_to``), which hands it to its own
+listeners (``deliver``) without relaying it back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from typing import Any
 
 Event = dict[str, Any]
@@ -25,6 +29,7 @@ class EventHub:
         self._queues: set[asyncio.Queue[Event | None]] = set()
         self._changed: dict[str, list[Any]] = {}
         self._closed = False
+        self._relay: Callable[[Event], None] | None = None
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         """Attach to the loop the server runs on (done when the server starts)."""
@@ -50,7 +55,18 @@ class EventHub:
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
                 loop.call_soon_threadsafe(self._dispatch, event)
 
-    def _dispatch(self, event: Event) -> None:
+    def relay_to(self, sink: Callable[[Event], None] | None) -> None:
+        """Also hand every notice published here to ``sink`` (on the loop); None stops it."""
+        self._relay = sink
+
+    def deliver(self, event: Event) -> None:
+        """A notice published in the other process: to the listeners here (on the loop)."""
+        if not self._closed:
+            self._dispatch(event, relay=False)
+
+    def _dispatch(self, event: Event, *, relay: bool = True) -> None:
+        if relay and self._relay is not None:
+            self._relay(event)
         for q in list(self._queues):
             if q.full():
                 with contextlib.suppress(asyncio.QueueEmpty):

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 from fastapi import APIRouter
 
 from clinic.storage import Schema
-from kiosk.errors import ConfigError
+from contract.errors import ConfigError
 
 if TYPE_CHECKING:
     from clinic.context import ClinicContext

@@ -21,8 +21,12 @@ TEXT: dict[str, tuple[str, str]] = {
     "login.password": ("パスワード", "Password"),
     "login.submit": ("ログイン", "Log in"),
     "login.failed": (
-        "ユーザー名またはパスワードが違います（続けて間違えると一時的にロックされます）。",
-        "Wrong user name or password (repeated failures lock the account for a while).",
+        "ユーザー名またはパスワードが違います（続けて間違えると、次に試せるまで待ち時間が延びます）。",
+        "Wrong user name or password (repeated failures mean longer waits before the next try).",
+    ),
+    "login.wait": (
+        "ログインの試行が多すぎます。{s} 秒後にもう一度お試しください。",
+        "Too many login attempts: please try again in {s} s.",
     ),
     "login.expired": ("セッションの有効期限が切れました。", "Your session has expired."),
     "list.heading": ("確認結果", "Verifications"),
@@ -93,12 +97,34 @@ TEXT: dict[str, tuple[str, str]] = {
     "log.action": ("操作", "Action"),
     "log.record": ("記録", "Record"),
     "log.admin_only": ("管理者のみ閲覧できます。", "Administrators only."),
+    "button.heading": (
+        "キオスクのボタンで確認された目視確認",
+        "Visual checks confirmed with a kiosk's button",
+    ),
+    "button.none": ("取消できる確認はありません。", "Nothing to revoke."),
+    "button.until": ("取消期限", "revocable until"),
+    "button.revoke": ("確認を取り消す", "Revoke"),
+    "button.revoked": ("取消済み", "revoked"),
+    "button.confirmed_at": ("ボタン確認", "Button confirmation"),
+    "alarm.heading": ("警報", "Alarm"),
+    "alarm.button_rate": (
+        "キオスク {device} のボタン確認が1時間あたりの上限（{limit}件）を超えました"
+        "（{count}回拒否、最終 {last}）。端末の鍵が盗まれた可能性があります。",
+        "Kiosk {device} went over its limit of {limit} button confirmations an hour "
+        "({count} refused, last at {last}). Its device key may be stolen.",
+    ),
+    "alarm.clear": ("確認済みにする", "Acknowledge"),
     "error.not_found": ("見つかりません。", "Not found."),
     "error.conflict": ("この確認はすでに処理されています。", "This check was already handled."),
     "error.csrf": (
         "フォームの有効期限が切れました。もう一度操作してください。",
         "The form expired; please try again.",
     ),
+    "error.unavailable": (
+        "ただいま処理できません。少し待ってからもう一度操作してください。",
+        "This cannot be done right now; please try again in a moment.",
+    ),
+    "error.server": ("サーバーで問題が発生しました。", "The server could not do this."),
 }
 
 #: Short result labels for list rows, by reason code.
@@ -118,6 +144,7 @@ RESULT_LABELS: dict[str, tuple[str, str]] = {
     "certificate.expired": ("証明書期限切れ", "Certificate expired"),
     "visual.awaiting_staff": ("目視確認待ち", "Awaiting visual check"),
     "visual.rejected": ("目視確認NG", "Visual check failed"),
+    "visual.revoked": ("ボタン確認を取消", "Button confirmation revoked"),
     "national.unavailable": ("システム接続不可", "System unreachable"),
     "national.revoked": ("証明書失効（国）", "Revoked (national)"),
     "national.invalid": ("無効", "Invalid"),
@@ -130,6 +157,8 @@ ACTION_LABELS: dict[str, tuple[str, str]] = {
     "view": ("詳細表示", "viewed"),
     "export.csv": ("CSV出力", "exported CSV"),
     "export.json": ("JSON出力", "exported JSON"),
+    "button.revoke": ("ボタン確認を取消", "revoked a button confirmation"),
+    "alarm.clear": ("警報を確認", "acknowledged an alarm"),
 }
 
 FIELD_LABELS: dict[str, tuple[str, str]] = {

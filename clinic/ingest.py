@@ -1,6 +1,6 @@
 """The kiosks' outbox arrives here: ``POST /api/v1/outbox/batch`` (extension ``ingest``).
 
-A kiosk's uploader sends batches of sealed records (``kiosk.outbox.record``) over mutual TLS,
+A kiosk's uploader sends batches of sealed records (``contract.outbox_record``) over mutual TLS,
 each request signed with its device key; the device gate has already said which kiosk is
 calling. For every record this endpoint
 
@@ -16,6 +16,12 @@ calling. For every record this endpoint
    records naming the same ``prev`` are a *fork* (a restored backup); both show on the
    dashboard's kiosk page with the backlog the kiosk reported and the last upload.
 
+Each kiosk has a storage quota (``OutboxQuota``: undecryptable records held, records stored
+in any 24 hours; ``outbox_quota_undecryptable`` and ``outbox_quota_per_day`` in clinic.toml):
+a batch that would pass it is refused whole with 507 and nothing of it acknowledged (the
+kiosk sets the records aside and raises its own alarm), counted and shown on the dashboard's
+kiosk page, and logged.
+
 The answer lists the sequences the server now holds (``acked``); it is sent only after the
 transaction committed and, on SQLite, after the WAL was fsynced, so a kiosk deletes nothing
 the server could still lose.
@@ -28,30 +34,32 @@ Without a key the endpoint answers 503 with ``Retry-After``, so kiosks keep thei
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import logging
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
+from clinic.at_rest import PREFIX, RecordCipher, aad, open_optional, seal_optional
 from clinic.context import ClinicContext
+from clinic.errors import ClinicError
 from clinic.extensions import Extension
+from clinic.http_errors import json_error
 from clinic.kiosk_api import context_of, current_device
+from clinic.outbox_key import outbox_key_paths
 from clinic.storage import Database, Migration, Schema, Transaction
-from kiosk.outbox.record import Batch, BatchAck, SealedRecord
-from kiosk.outbox.sealing import KEMS, Opener, OutboxPrivateKey, UnsealError
+from contract.api import OUTBOX_BATCH
+from contract.errors import UnsealError
+from contract.outbox_record import Batch, BatchAck, SealedRecord
+from contract.sealing import Opener, OutboxPrivateKey
 
 log = logging.getLogger(__name__)
 
-PRIVATE_KEY_FILE = "outbox.key.json"
-PUBLIC_KEY_FILE = "outbox.pub.json"
 #: Records one batch may hold (the device gate also bounds the body to 64 KiB).
 MAX_BATCH_RECORDS = 1000
 NO_KEY_RETRY_S = 300
@@ -104,29 +112,37 @@ CREATE TABLE outbox_devices (
 )
 """
 
+_QUOTA = """
+ALTER TABLE outbox_devices ADD COLUMN refused BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE outbox_devices ADD COLUMN refused_reason TEXT;
+CREATE INDEX outbox_records_received ON outbox_records (device_id, received_at)
+"""
+
 INGEST_SCHEMA = Schema(
     "ingest",
-    (Migration(1, _RECORDS.format(blob="BLOB"), _RECORDS.format(blob="BYTEA")),),
+    (
+        Migration(1, _RECORDS.format(blob="BLOB"), _RECORDS.format(blob="BYTEA")),
+        Migration.portable(2, _QUOTA),
+    ),
 )
 
-
-def outbox_key_paths(data_dir: Path) -> tuple[Path, Path]:
-    """(private, public) key files of the outbox key pair in a data directory."""
-    return data_dir / PRIVATE_KEY_FILE, data_dir / PUBLIC_KEY_FILE
+DAY_S = 86400.0
 
 
-def create_outbox_key(data_dir: Path, kem: str = "mlkem768-x25519") -> tuple[Path, bool]:
-    """Make the outbox key pair unless it exists; (public key file, whether it was made)."""
-    private, public = outbox_key_paths(data_dir)
-    if private.exists():
-        key = OutboxPrivateKey.load(private)
-        made = False
-    else:
-        key = OutboxPrivateKey.generate(kem)  # type: ignore[arg-type]
-        key.save(private)
-        made = True
-    public.write_text(key.public_key().to_json(), encoding="utf-8")
-    return public, made
+@dataclass(frozen=True)
+class OutboxQuota:
+    """What one kiosk may have the server store (``clinic.toml``: ``outbox_quota_*``)."""
+
+    #: undecryptable records held for one kiosk (kept sealed, never thrown away)
+    undecryptable: int = 1000
+    #: records one kiosk may have stored in any 24 hours
+    per_day: int = 50_000
+
+
+class QuotaExceeded(ClinicError):
+    """A batch would take a kiosk past its storage quota; nothing of it was stored."""
+
+    code = "clinic.outbox_quota"
 
 
 @dataclass(frozen=True)
@@ -141,6 +157,7 @@ class KioskOutbox:
     undecryptable: int
     gaps: int
     forks: int
+    refused: int
     backlog_records: int | None
     backlog_bytes: int | None
     last_upload: float | None
@@ -148,37 +165,24 @@ class KioskOutbox:
     heartbeat: dict[str, Any] | None
 
 
-def outbox_cell(view: KioskOutbox | None, when: Callable[[float | None], str]) -> dict[str, Any]:
-    """What the dashboard's kiosk page shows of one kiosk's log upload."""
-    if view is None:
-        return {"none": True, "alarm": False}
-    problems = []
-    if view.conflicts:
-        problems.append(f"conflicts {view.conflicts}")
-    if view.forks:
-        problems.append(f"forks {view.forks}")
-    if view.undecryptable:
-        problems.append(f"undecryptable {view.undecryptable}")
-    alarms = (view.heartbeat or {}).get("alarms")
-    if isinstance(alarms, list):
-        problems += [str(a)[:40] for a in alarms[:4]]
-    return {
-        "none": False,
-        "backlog": "?" if view.backlog_records is None else view.backlog_records,
-        "last_upload": when(view.last_upload),
-        "gaps": view.gaps,
-        "problems": ", ".join(problems),
-        "alarm": bool(view.gaps or problems),
-    }
-
-
 class Ingest:
     """Stores batches; the dashboard's view of each kiosk's outbox."""
 
-    def __init__(self, db: Database, opener: Opener | None, *, clock: Any) -> None:
+    def __init__(
+        self,
+        db: Database,
+        opener: Opener | None,
+        *,
+        clock: Any,
+        cipher: RecordCipher | None = None,
+        quota: OutboxQuota | None = None,
+    ) -> None:
+        """``cipher`` seals the opened payloads in the database (``clinic.at_rest``)."""
         self._db = db
         self.opener = opener
         self._clock = clock
+        self._cipher = cipher
+        self.quota = quota or OutboxQuota()
         self._wal: Path | None = None
         if db.backend == "sqlite":
             self._wal = Path(db.url_for_display.removeprefix("sqlite://") + "-wal")
@@ -196,7 +200,58 @@ class Ingest:
             return None
 
     def store(self, device_id: str, batch: Batch) -> BatchAck:
-        """Store a batch of ``device_id``'s records; the acknowledgement to send back."""
+        """Store a batch of ``device_id``'s records; the acknowledgement to send back.
+
+        ``QuotaExceeded`` (nothing stored) when the batch would take the kiosk past its quota.
+        """
+        try:
+            return self._store(device_id, batch)
+        except QuotaExceeded as refused:
+            with self._db.transaction(write=True) as tx:
+                tx.execute(
+                    "INSERT INTO outbox_devices (device_id) VALUES (?) ON CONFLICT (device_id)"
+                    " DO NOTHING",
+                    (device_id,),
+                )
+                tx.execute(
+                    "UPDATE outbox_devices SET refused = refused + 1, refused_reason = ?"
+                    " WHERE device_id = ?",
+                    (str(refused), device_id),
+                )
+            log.warning("outbox of %s: batch refused, %s", device_id, refused)
+            raise
+
+    def _over_quota(
+        self, tx: Transaction, device_id: str, new: list[str | None], now: float
+    ) -> str | None:
+        """Why storing the ``new`` payloads (None: undecryptable) passes the quota, or None."""
+        quota = self.quota
+        undecryptable = sum(1 for payload in new if payload is None)
+        if undecryptable:
+            held = tx.one(
+                "SELECT undecryptable FROM outbox_devices WHERE device_id = ?", (device_id,)
+            )
+            already = int(held["undecryptable"]) if held is not None else 0
+            if already + undecryptable > quota.undecryptable:
+                return (
+                    f"the kiosk's quota of {quota.undecryptable} undecryptable records is used "
+                    f"up ({already} held, {undecryptable} more in this batch): is it sealing to "
+                    "another server's key? Staff must look at the kiosk"
+                )
+        if new:
+            day = tx.one(
+                "SELECT count(*) AS n FROM outbox_records WHERE device_id = ? AND received_at > ?",
+                (device_id, now - DAY_S),
+            )
+            stored = int(day["n"]) if day is not None else 0
+            if stored + len(new) > quota.per_day:
+                return (
+                    f"the kiosk's quota of {quota.per_day} records a day is used up ({stored} "
+                    f"stored in the last 24 hours, {len(new)} more in this batch)"
+                )
+        return None
+
+    def _store(self, device_id: str, batch: Batch) -> BatchAck:
         opened = [(r, self._open(r)) for r in batch.records]  # CPU work outside the lock
         now = self._clock()
         acked: list[int] = []
@@ -219,21 +274,40 @@ class Ingest:
             assert device is not None
             arrival = int(device["records"])
             high_water = int(device["high_water"])
+            holding = {
+                record.seq: tx.one(
+                    "SELECT idem_key FROM outbox_records WHERE device_id = ? AND seq = ?",
+                    (device_id, record.seq),
+                )
+                for record, _ in opened
+            }
+            refusal = self._over_quota(
+                tx, device_id, [p for r, p in opened if holding[r.seq] is None], now
+            )
+            if refusal is not None:
+                raise QuotaExceeded(refusal)  # rolls the whole batch back
             previous: int | None = None
             heartbeat: tuple[float, str] | None = None
             for record, payload in opened:
                 h = record.header
-                held = tx.one(
-                    "SELECT idem_key FROM outbox_records WHERE device_id = ? AND seq = ?",
-                    (device_id, h.seq),
-                )
+                held = holding[h.seq]
                 acked.append(h.seq)
                 if held is not None:
                     if held["idem_key"] == h.key:
                         counts["duplicates"] += 1
                     else:
                         conflicts.append(h.seq)
-                        self._keep_conflict(tx, device_id, record, payload, now)
+                        self._keep_conflict(
+                            tx,
+                            device_id,
+                            record,
+                            seal_optional(
+                                self._cipher,
+                                payload,
+                                aad("outbox_conflicts", "payload", device_id, h.seq, h.key),
+                            ),
+                            now,
+                        )
                     previous = h.seq
                     continue
                 arrival += 1
@@ -256,7 +330,11 @@ class Ingest:
                         h.mono_ns,
                         h.boot_id,
                         h.key_id,
-                        payload,
+                        seal_optional(
+                            self._cipher,
+                            payload,
+                            aad("outbox_records", "payload", device_id, h.seq),
+                        ),
                         record.sealed if payload is None else None,
                         arrival,
                         now,
@@ -288,7 +366,15 @@ class Ingest:
                 tx.execute(
                     "UPDATE outbox_devices SET last_heartbeat = ?, heartbeat = ?"
                     " WHERE device_id = ?",
-                    (heartbeat[0], heartbeat[1], device_id),
+                    (
+                        heartbeat[0],
+                        seal_optional(
+                            self._cipher,
+                            heartbeat[1],
+                            aad("outbox_devices", "heartbeat", device_id),
+                        ),
+                        device_id,
+                    ),
                 )
         self._make_durable()
         if conflicts:
@@ -358,7 +444,14 @@ class Ingest:
             heartbeat = None
             if row["heartbeat"]:
                 with contextlib.suppress(ValueError):
-                    heartbeat = json.loads(row["heartbeat"])
+                    heartbeat = json.loads(
+                        open_optional(
+                            self._cipher,
+                            row["heartbeat"],
+                            aad("outbox_devices", "heartbeat", row["device_id"]),
+                        )
+                        or ""
+                    )
             result[row["device_id"]] = KioskOutbox(
                 device_id=row["device_id"],
                 records=int(row["records"]),
@@ -368,6 +461,7 @@ class Ingest:
                 undecryptable=int(row["undecryptable"]),
                 gaps=int(row["gaps"]),
                 forks=int(row["forks"]),
+                refused=int(row["refused"]),
                 backlog_records=row["backlog_records"],
                 backlog_bytes=row["backlog_bytes"],
                 last_upload=row["last_upload"],
@@ -379,11 +473,59 @@ class Ingest:
     def records_of(self, device_id: str) -> list[dict[str, Any]]:
         """A kiosk's records in arrival order (for maintenance and tests)."""
         with self._db.transaction() as tx:
-            return tx.all(
+            rows = tx.all(
                 "SELECT seq, prev, idem_key, kind, wall_ns, payload, arrival FROM outbox_records"
                 " WHERE device_id = ? ORDER BY arrival",
                 (device_id,),
             )
+        for row in rows:
+            where = aad("outbox_records", "payload", device_id, row["seq"])
+            row["payload"] = open_optional(self._cipher, row["payload"], where)
+        return rows
+
+    def seal_existing(self) -> int:
+        """Seal the payloads written before the record key existed (run at start)."""
+        cipher = self._cipher
+        if cipher is None:
+            return 0
+        sealed = 0
+        like = PREFIX + "%"
+        with self._db.transaction(write=True) as tx:
+            for row in tx.all(
+                "SELECT device_id, seq, payload FROM outbox_records"
+                " WHERE payload IS NOT NULL AND payload NOT LIKE ?",
+                (like,),
+            ):
+                where = aad("outbox_records", "payload", row["device_id"], row["seq"])
+                tx.execute(
+                    "UPDATE outbox_records SET payload = ? WHERE device_id = ? AND seq = ?",
+                    (cipher.seal(row["payload"], where), row["device_id"], row["seq"]),
+                )
+                sealed += 1
+            for row in tx.all(
+                "SELECT device_id, seq, idem_key, payload FROM outbox_conflicts"
+                " WHERE payload IS NOT NULL AND payload NOT LIKE ?",
+                (like,),
+            ):
+                key = (row["device_id"], row["seq"], row["idem_key"])
+                tx.execute(
+                    "UPDATE outbox_conflicts SET payload = ?"
+                    " WHERE device_id = ? AND seq = ? AND idem_key = ?",
+                    (cipher.seal(row["payload"], aad("outbox_conflicts", "payload", *key)), *key),
+                )
+                sealed += 1
+            for row in tx.all(
+                "SELECT device_id, heartbeat FROM outbox_devices"
+                " WHERE heartbeat IS NOT NULL AND heartbeat NOT LIKE ?",
+                (like,),
+            ):
+                where = aad("outbox_devices", "heartbeat", row["device_id"])
+                tx.execute(
+                    "UPDATE outbox_devices SET heartbeat = ? WHERE device_id = ?",
+                    (cipher.seal(row["heartbeat"], where), row["device_id"]),
+                )
+                sealed += 1
+        return sealed
 
 
 # --- the route ---------------------------------------------------------------------------------
@@ -391,26 +533,31 @@ class Ingest:
 router = APIRouter()
 
 
-def _error(status: int, detail: str, retry_after: int | None = None) -> JSONResponse:
-    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
-    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+@router.post(OUTBOX_BATCH)
+async def ingest_batch(request: Request) -> Response:
+    """Store a batch of a kiosk's sealed log records; the sequences now held.
 
-
-@router.post("/outbox/batch")
-async def ingest_batch(request: Request) -> JSONResponse:
-    """Store a batch of a kiosk's sealed log records; the sequences now held."""
+    Errors of the storage rise to ``clinic.http_errors`` (a busy database: 503 with
+    ``Retry-After``, so the kiosk keeps its records and sends them again).
+    """
     context = context_of(request)
     ingest = context.extras.get("ingest")
     if not isinstance(ingest, Ingest) or ingest.opener is None:
-        return _error(503, "the server has no outbox key yet", NO_KEY_RETRY_S)
+        return json_error(
+            503, "the server has no outbox key yet", {"Retry-After": str(NO_KEY_RETRY_S)}
+        )
     device_id = current_device(request)
     try:
         batch = Batch.from_json(await request.body(), max_records=MAX_BATCH_RECORDS)
-    except ValueError as exc:
-        return _error(422, str(exc))
+    except ValueError as exc:  # the request's body, not an error of the server
+        return json_error(422, str(exc))
     if batch.device_id != device_id:
-        return _error(422, f"the batch names {batch.device_id!r}, the request {device_id!r}")
-    ack = await context.run(ingest.store, device_id, batch)
+        return json_error(422, f"the batch names {batch.device_id!r}, the request {device_id!r}")
+    try:
+        ack = await context.run(ingest.store, device_id, batch)
+    except QuotaExceeded as exc:
+        # 507: nothing acknowledged, so the kiosk keeps its records (it sets them aside)
+        return json_error(507, str(exc))
     return JSONResponse(ack.to_json())
 
 
@@ -424,25 +571,20 @@ def _start(context: ClinicContext) -> None:
             opener = OutboxPrivateKey.load(private).opener()
     if opener is None:
         log.warning("no outbox key: kiosk logs are refused (run clinic-server outbox-key)")
-    context.extras["ingest"] = Ingest(context.db, opener, clock=context.clock)
+    cipher = context.extras.get("record_cipher")
+    quota = OutboxQuota(
+        undecryptable=getattr(config, "outbox_quota_undecryptable", OutboxQuota.undecryptable),
+        per_day=getattr(config, "outbox_quota_per_day", OutboxQuota.per_day),
+    )
+    ingest = Ingest(
+        context.db,
+        opener,
+        clock=context.clock,
+        cipher=cipher if isinstance(cipher, RecordCipher) else None,
+        quota=quota,
+    )
+    ingest.seal_existing()
+    context.extras["ingest"] = ingest
 
 
 EXTENSION = Extension(name="ingest", schema=INGEST_SCHEMA, kiosk_router=router, on_start=_start)
-
-
-# --- clinic-server outbox-key --------------------------------------------------------------------
-
-
-def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """``clinic-server outbox-key``: make the outbox key pair if missing; where kiosks get it."""
-    command = subparsers.add_parser(
-        "outbox-key", help="the key kiosks seal their logs to (made once, kept)"
-    )
-    command.add_argument("--kem", choices=KEMS, default=KEMS[0])
-    command.set_defaults(func=cmd_outbox_key)
-
-
-def cmd_outbox_key(args: argparse.Namespace) -> int:
-    public, made = create_outbox_key(Path(args.data_dir), args.kem)
-    print(f"{'made' if made else 'kept'} the outbox key; give kiosks {public}")
-    return 0

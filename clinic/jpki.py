@@ -1,9 +1,10 @@
 """Patients' certificates: the JPKI user-authentication CAs the clinic trusts, and their CRLs.
 
 ``JpkiTrust`` answers the certificate checks of a verification, in the order the server makes
-them (after the nonce and the signature): does the certificate chain to a configured CA, is it
+them (after the nonce and the signature): is it an end-entity certificate shaped like a user's
+(not a CA, KeyUsage ``digitalSignature``) issued directly by a configured CA, is it
 on that CA's current CRL, is it within its validity or the three-month grace after expiry that
-still allows eligibility checks (DOMAIN.md section 2).
+still allows eligibility checks (docs/eligibility.md).
 
 CRLs come from a file path or an http(s) URL and are refreshed on a schedule by the server
 (``refresh``); a CRL is accepted only when the CA it names signed it. With no current CRL for a
@@ -46,7 +47,7 @@ def add_months(moment: dt.datetime, months: int) -> dt.datetime:
 
 
 def verify_card_signature(certificate: x509.Certificate, message: bytes, signature: bytes) -> bool:
-    """RSA PKCS#1 v1.5 with SHA-256, as the card computes it (DOMAIN.md section 2)."""
+    """RSA PKCS#1 v1.5 with SHA-256, as the card computes it (docs/card.md)."""
     key = certificate.public_key()
     if not isinstance(key, rsa.RSAPublicKey):
         return False
@@ -55,6 +56,49 @@ def verify_card_signature(certificate: x509.Certificate, message: bytes, signatu
     except (InvalidSignature, ValueError):
         return False
     return True
+
+
+def _is_ca(certificate: x509.Certificate) -> bool:
+    try:
+        constraints = certificate.extensions.get_extension_for_class(x509.BasicConstraints)
+    except x509.ExtensionNotFound:
+        return False
+    return constraints.value.ca
+
+
+def user_shape_problem(
+    certificate: x509.Certificate, cas: Sequence[x509.Certificate]
+) -> str | None:
+    """Why ``certificate`` is not shaped like a JPKI user-authentication certificate, or None.
+
+    The chain is one step, from a configured CA to an end entity: the certificate is neither
+    a configured CA nor self-issued, its BasicConstraints (when present) say ``ca=False``, and
+    its KeyUsage is present, allows ``digitalSignature`` (the card signs the challenge) and
+    neither certificate nor CRL signing.
+    """
+    fingerprint = certificate.fingerprint(hashes.SHA256())
+    if any(ca.fingerprint(hashes.SHA256()) == fingerprint for ca in cas):
+        return "a configured CA's own certificate"
+    if certificate.subject == certificate.issuer:
+        return "self-issued"
+    try:
+        extensions = certificate.extensions
+    except ValueError:
+        return "unreadable extensions"
+    try:
+        if extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
+            return "a CA certificate (BasicConstraints ca=True)"
+    except x509.ExtensionNotFound:
+        pass
+    try:
+        usage = extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return "no KeyUsage"
+    if not usage.digital_signature:
+        return "KeyUsage without digitalSignature"
+    if usage.key_cert_sign or usage.crl_sign:
+        return "KeyUsage allows certificate or CRL signing"
+    return None
 
 
 Validity = Literal["valid", "in_grace", "expired", "not_yet_valid"]
@@ -115,14 +159,21 @@ class JpkiTrust:
     # -- chain --
 
     def issuer_of(self, certificate: x509.Certificate) -> x509.Certificate | None:
-        """The configured CA that signed ``certificate``, or None."""
+        """The configured CA that issued ``certificate`` as a user's certificate, or None.
+
+        None also when ``certificate`` is not shaped like a user's (``user_shape_problem``):
+        a CA's own certificate, however well signed, is not a patient's.
+        """
         key = certificate.fingerprint(hashes.SHA256())
         cached = self._chain_cache.get(key, False)
         if cached is not False:
             return cached  # type: ignore[return-value]
         found: x509.Certificate | None = None
-        for ca in self._cas:
-            if certificate.issuer != ca.subject:
+        problem = user_shape_problem(certificate, self._cas)
+        if problem is not None:
+            log.info("card certificate refused: %s", problem)
+        for ca in [] if problem is not None else self._cas:
+            if certificate.issuer != ca.subject or not _is_ca(ca):
                 continue
             try:
                 certificate.verify_directly_issued_by(ca)

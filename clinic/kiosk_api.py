@@ -1,13 +1,16 @@
 """The kiosks' API, ``/api/v1``: challenges, verifications, staff confirmation, heartbeat.
 
 Every route - the OpenAPI schema included - sits behind ``DeviceGate``: the request must be
-signed with a registered, unrevoked device key (``kiosk.device_auth``), on top of the mutual
-TLS the listener demands. Handlers find the calling kiosk with ``current_device``.
+signed with a registered, unrevoked device key (``contract.device_signing``) whose certificate
+is the one the connection presented in the mutual TLS the listener demands, and its request id
+must be new. Handlers find the calling kiosk with ``current_device``.
 
 Check failures of a verification are answers, not errors: HTTP 201 with ``reason_code`` and
 ``patient_message`` saying what the kiosk shows. Errors are for requests that are malformed
 (422), unauthenticated (401), refused (403), about another kiosk's or an unknown verification
-(404), or in the wrong state (409).
+(404), or in the wrong state (409), and for a database that is busy or away (503 with
+``Retry-After``). Routes let the errors of the service rise: ``clinic.http_errors`` maps them
+in one place, for the routes and for the device gate.
 """
 
 from __future__ import annotations
@@ -16,8 +19,8 @@ import asyncio
 import base64
 import binascii
 import contextlib
-import json
 import logging
+import ssl
 import time
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal
@@ -29,15 +32,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from clinic.context import ClinicContext
 from clinic.devices import DeviceRefused
-from clinic.errors import Conflict, NotFound
-from clinic.national import is_blocking
-from clinic.service import Verification
-from kiosk.device_auth import verify_request
-from kiosk.errors import DeviceAuthError
+from clinic.eligibility import Verification
+from clinic.errors import NotFound
+from clinic.http_errors import install_json_errors, json_answer, json_error, logged_answer
+from clinic.national.interface import is_blocking
+from contract.api import API_PREFIX, CHALLENGES, HEARTBEAT, VERIFICATIONS
+from contract.device_signing import MAX_SKEW_S, verify_request
+from contract.errors import DeviceAuthError, OnshiError
 
 log = logging.getLogger(__name__)
 
-API_PREFIX = "/api/v1"
 MAX_BODY_BYTES = 64 * 1024
 MAX_WAIT_S = 25.0
 
@@ -64,7 +68,7 @@ class DeviceGate:
             return
         body = await _read_body(receive)
         if body is None:
-            await _json_error(send, 413, "request body too large")
+            await json_error(413, "request body too large")(scope, receive, send)
             return
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
         query: bytes = scope.get("query_string", b"")
@@ -77,22 +81,41 @@ class DeviceGate:
                 body,
                 now=self.context.clock(),
             )
+            if signed.certificate_der != tls_client_certificate(scope):
+                raise DeviceRefused("signed with another certificate than the connection's")
             registry = self.context.devices
             device_id = registry.cached(signed.certificate)
             if device_id is None:
                 device_id = await self.context.run(registry.check, signed.certificate)
             if device_id != signed.device_id:  # pragma: no cover - check() compares them
                 raise DeviceRefused("device id mismatch")
-        except DeviceRefused as exc:
-            await _json_error(send, 403, str(exc))
-            return
-        except DeviceAuthError as exc:
-            await _json_error(send, 401, str(exc))
+            await self.context.run_db(
+                registry.remember_request,
+                device_id,
+                signed.request_id,
+                signed.timestamp + MAX_SKEW_S + 1,
+            )
+            if registry.touch_due(device_id):
+                await self.context.run_db(registry.touch, device_id)
+        except OnshiError as exc:  # the gate runs outside the app and its handlers
+            answer = logged_answer(f"{scope['method']} {scope['path']}", exc)
+            await json_answer(answer)(scope, receive, send)
             return
         scope.setdefault("state", {})["device_id"] = device_id
-        if registry.touch_due(device_id):
-            await self.context.run_db(registry.touch, device_id)
         await self.app(scope, _replay(body), send)
+
+
+def tls_client_certificate(scope: Scope) -> bytes:
+    """The DER certificate the client presented in the TLS handshake of this connection.
+
+    The listener puts it into the ASGI TLS extension (``clinic.listeners``); without one the
+    request cannot be tied to a device and is refused.
+    """
+    tls = (scope.get("extensions") or {}).get("tls") or {}
+    chain = tls.get("client_cert_chain") or ()
+    if not chain:
+        raise DeviceAuthError("the connection presented no TLS client certificate")
+    return ssl.PEM_cert_to_DER_cert(chain[0])
 
 
 async def _read_body(receive: Receive) -> bytes | None:
@@ -124,18 +147,6 @@ def _replay(body: bytes) -> Receive:
         return {"type": "http.disconnect"}  # pragma: no cover
 
     return receive
-
-
-async def _json_error(send: Send, status: int, detail: str) -> None:
-    body = json.dumps({"detail": detail}).encode()
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-    ]
-    if status == 401:
-        headers.append((b"www-authenticate", b"Onshi-Device"))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
 
 
 def current_device(request: Request) -> str:
@@ -181,7 +192,7 @@ class VerificationIn(BaseModel):
         default=None,
         max_length=2_000,
         description=(
-            "RSA PKCS#1 v1.5 SHA-256 signature over kiosk.challenge.signed_message(nonce, "
+            "RSA PKCS#1 v1.5 SHA-256 signature over contract.challenge.signed_message(nonce, "
             "device, mode), base64; null (only) in visual mode"
         ),
     )
@@ -261,12 +272,13 @@ VerificationId = Annotated[str, Path(pattern=_ID_PATTERN, description="32 hex di
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "missing or bad device signature"},
     403: {"description": "device certificate not accepted (unknown, revoked)"},
+    503: {"description": "the database is busy or unavailable; try again after Retry-After"},
 }
 
 router = APIRouter(responses=_ERRORS)
 
 
-@router.post("/challenges", status_code=201, response_model=ChallengeOut)
+@router.post(CHALLENGES, status_code=201, response_model=ChallengeOut)
 async def create_challenge(request: Request) -> dict[str, str]:
     """A fresh single-use nonce for the card to sign."""
     context = context_of(request)
@@ -278,7 +290,7 @@ async def create_challenge(request: Request) -> dict[str, str]:
 
 
 @router.post(
-    "/verifications",
+    VERIFICATIONS,
     status_code=201,
     response_model=VerificationOut,
     responses={422: {"description": "malformed request"}},
@@ -308,7 +320,7 @@ async def create_verification(body: VerificationIn, request: Request) -> dict[st
 
 
 @router.get(
-    "/verifications/{verification_id}",
+    VERIFICATIONS + "/{verification_id}",
     response_model=VerificationOut,
     responses={404: {"description": "no such verification from this kiosk"}},
 )
@@ -325,7 +337,7 @@ async def get_verification(
         with context.events.watching(verification_id) as changed:
             v = await context.run_db(context.service.get, verification_id)
             if v is None or v.device_id != device_id:
-                raise HTTPException(404, "no such verification")
+                raise NotFound(verification_id)
             remaining = deadline - time.monotonic()
             if v.public_state == "done" or remaining <= 0 or context.events.closed:
                 return verification_out(context, v)
@@ -334,9 +346,13 @@ async def get_verification(
 
 
 @router.post(
-    "/verifications/{verification_id}/confirm",
+    VERIFICATIONS + "/{verification_id}/confirm",
     response_model=VerificationOut,
     responses={
+        403: {
+            "description": "the button may not confirm: the clinic confirms on the dashboard "
+            "only, or this kiosk went over its hourly rate (staff were called)"
+        },
         404: {"description": "no such verification from this kiosk"},
         409: {"description": "not a visual check waiting for staff"},
     },
@@ -344,10 +360,17 @@ async def get_verification(
 async def confirm_verification(
     verification_id: VerificationId, body: DecisionIn, request: Request
 ) -> dict[str, Any]:
-    """Staff pressed the kiosk's physical button after comparing the card photo."""
+    """Staff pressed the kiosk's physical button after comparing the card photo.
+
+    Within the clinic's rules for the button (``clinic.button``): refused with 403 where the
+    clinic confirms on the dashboard only, or when this kiosk's button went over its hourly
+    rate (then an alarm is raised); the check stays with staff on the dashboard either way.
+    """
     context = context_of(request)
     device_id = current_device(request)
-    try:
+    if context.button is not None:
+        v = await context.run(context.button.decide, verification_id, body.decision, device_id)
+    else:
         v = await context.run(
             context.service.decide,
             verification_id,
@@ -355,14 +378,10 @@ async def confirm_verification(
             by=f"kiosk:{device_id}",
             device_id=device_id,
         )
-    except NotFound:
-        raise HTTPException(404, "no such verification") from None
-    except Conflict as exc:
-        raise HTTPException(409, str(exc)) from None
     return verification_out(context, v)
 
 
-@router.post("/heartbeat", status_code=204, response_class=Response)
+@router.post(HEARTBEAT, status_code=204, response_class=Response)
 async def heartbeat(body: HeartbeatIn, request: Request) -> Response:
     """The kiosk's health, shown on the staff's kiosk page."""
     context = context_of(request)
@@ -386,6 +405,7 @@ def create_kiosk_app(
         redoc_url=None,
     )
     app.state.clinic = context
+    install_json_errors(app)
     app.include_router(router, prefix=API_PREFIX)
     for extra in extra_routers:
         app.include_router(extra, prefix=API_PREFIX)

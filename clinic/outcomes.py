@@ -146,6 +146,15 @@ OUTCOMES: dict[str, Outcome] = {
             needs_staff=True,
         ),
         Outcome(
+            "visual.revoked",
+            "see_staff.rejected",
+            "キオスクのボタンによる目視確認を職員が取り消しました。資格情報は破棄されています。"
+            "ご本人を受付で確認し直してください。",
+            "Staff revoked a visual check confirmed with the kiosk's button; the record was "
+            "discarded. Check the patient again at the desk.",
+            needs_staff=True,
+        ),
+        Outcome(
             "national.unavailable",
             "see_staff.system_down",
             "オンライン資格確認システムに接続できません。マイナンバーカードと資格情報のお知らせ"
@@ -197,7 +206,7 @@ OUTCOMES: dict[str, Outcome] = {
     )
 }
 
-#: The national validity code (DOMAIN.md section 3) to the reason code of the answer.
+#: The national validity code (docs/eligibility.md) to the reason code of the answer.
 VALIDITY_REASONS = {
     1: "eligible",
     2: "national.invalid",

@@ -50,11 +50,14 @@ def write_private(path: Path, data: bytes) -> None:
         os.close(fd)
 
 
-def key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+def key_pem(key: ec.EllipticCurvePrivateKey, passphrase: bytes | None = None) -> bytes:
+    encryption: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(passphrase)
+        if passphrase
+        else serialization.NoEncryption()
+    )
     return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
     )
 
 
@@ -109,15 +112,24 @@ class CertificateAuthority:
         return cls(certificate, key)
 
     @classmethod
-    def load(cls, certificate_path: Path, key_path: Path) -> CertificateAuthority:
+    def load(
+        cls, certificate_path: Path, key_path: Path, *, passphrase: bytes | None = None
+    ) -> CertificateAuthority:
+        """The CA; ``passphrase`` opens a key saved with one (ValueError when it does not)."""
         certificate = x509.load_pem_x509_certificate(certificate_path.read_bytes())
-        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+        try:
+            key = serialization.load_pem_private_key(key_path.read_bytes(), password=passphrase)
+        except TypeError as exc:  # a passphrase missing, or given for a key without one
+            raise ValueError(f"{key_path}: {exc}") from None
         if not isinstance(key, ec.EllipticCurvePrivateKey):
             raise ValueError(f"{key_path}: expected an EC key")
         return cls(certificate, key)
 
-    def save(self, certificate_path: Path, key_path: Path) -> None:
-        write_private(key_path, key_pem(self.key))
+    def save(
+        self, certificate_path: Path, key_path: Path, *, passphrase: bytes | None = None
+    ) -> None:
+        """The certificate, and the key (0600; encrypted when a ``passphrase`` is given)."""
+        write_private(key_path, key_pem(self.key, passphrase))
         certificate_path.write_bytes(cert_pem(self.certificate))
 
     def _leaf(

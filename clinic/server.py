@@ -1,6 +1,6 @@
 """The composition root: builds every part from the settings and runs the two listeners.
 
-Two TLS listeners in one process and one event loop, both on loopback by default:
+Two TLS listeners, both on loopback by default:
 
 - the **kiosk API** (``kiosk_port``, default 8443): mutual TLS, the client certificate must
   come from the clinic's device CA (``CERT_REQUIRED``), and each request is signed by the
@@ -8,7 +8,14 @@ Two TLS listeners in one process and one event loop, both on loopback by default
 - the **staff dashboard** (``staff_port``, default 8444): server TLS only, so ordinary
   browsers connect; staff log in with a password.
 
-Background tasks refresh the JPKI CRLs on a schedule and purge old challenges.
+Background tasks refresh the JPKI CRLs on a schedule, purge old challenges and reduce records
+older than the retention period to their summary (``clinic.at_rest``).
+
+``clinic-server serve`` runs the dashboard in a process of its own, supervised by the kiosk
+API's (``ClinicServer(..., staff_process=True)``, see ``clinic.staff_process``), so nothing
+sent to the dashboard can take the kiosk API down; tests and the testbed may run both
+listeners on one event loop. Both listeners bound the size and the arrival time of request
+heads (``clinic.listeners``).
 """
 
 from __future__ import annotations
@@ -26,22 +33,29 @@ from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
+from starlette.types import ASGIApp
 
-from clinic.access_log import AccessLog
+from clinic.access_log import AccessLog, Seal
+from clinic.at_rest import RecordCipher, Retention
+from clinic.button import BUTTON_SCHEMA, ButtonPolicy, StaffButton
 from clinic.config import ServerConfig
 from clinic.context import ClinicContext
-from clinic.dashboard import create_staff_app
-from clinic.devices import DeviceRegistry
+from clinic.dashboard.app import create_staff_app
+from clinic.devices import REPLAY_SCHEMA, DeviceRegistry
+from clinic.eligibility import EligibilityService
 from clinic.events import EventHub
 from clinic.extensions import Extension, load_extensions
 from clinic.jpki import JpkiTrust
 from clinic.kiosk_api import create_kiosk_app
-from clinic.national import NationalConnector, OutagePlan, SimulatedNationalSystem
+from clinic.listeners import TlsH11Protocol, TlsHttpToolsProtocol, guarded, tls_context
+from clinic.login_throttle import LOGIN_THROTTLE_SCHEMA
+from clinic.national.interface import NationalConnector
+from clinic.national.simulated import OutagePlan, SimulatedNationalSystem
 from clinic.schema import CLINIC_SCHEMA
-from clinic.service import EligibilityService
 from clinic.staff import StaffAccounts
+from clinic.staff_process import StaffSupervisor
 from clinic.storage import Database
-from kiosk.errors import ConfigError
+from contract.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +65,15 @@ PURGE_INTERVAL_S = 600.0
 def open_database(config: ServerConfig, extensions: Sequence[Extension] = ()) -> Database:
     """The database, with the clinic's and the extensions' tables migrated."""
     db = Database.open(config.database_url, pool_size=config.db_pool_size)
-    db.migrate([CLINIC_SCHEMA, *(e.schema for e in extensions if e.schema is not None)])
+    db.migrate(
+        [
+            CLINIC_SCHEMA,
+            REPLAY_SCHEMA,
+            LOGIN_THROTTLE_SCHEMA,
+            BUTTON_SCHEMA,
+            *(e.schema for e in extensions if e.schema is not None),
+        ]
+    )
     return db
 
 
@@ -60,7 +82,7 @@ def build_connector(config: ServerConfig, db: Database) -> NationalConnector:
 
     This is where a real, authorised connector plugs in: set ``connector =
     "package.module:factory"`` in clinic.toml, ``factory(config, db)`` returning an object
-    with ``lookup(issuer, serial) -> NationalAnswer`` (see ``clinic.national``).
+    with ``lookup(issuer, serial) -> NationalAnswer`` (see ``clinic.national.interface``).
     """
     if config.connector != "simulated":
         return load_connector_factory(config.connector)(config, db)
@@ -92,11 +114,15 @@ def build_context(
     connector: NationalConnector | None = None,
     trust: JpkiTrust | None = None,
     extensions: Sequence[Extension] | None = None,
+    recover_interrupted: bool = True,
 ) -> ClinicContext:
+    """Everything the listeners share; ``recover_interrupted=False`` in the dashboard's own
+    process, which must not undo decisions the kiosk API's process is making."""
     if extensions is None:
         extensions = load_extensions(config.extensions)
     from cryptography import x509
 
+    cipher = RecordCipher.load(config.record_key_path)
     db = open_database(config, extensions)
     try:
         device_ca = x509.load_pem_x509_certificate(config.paths.device_ca.read_bytes())
@@ -113,6 +139,17 @@ def build_context(
             events=events,
             timezone=config.timezone,
             nonce_ttl_s=config.nonce_ttl_s,
+            cipher=cipher,
+        )
+        access_log = AccessLog(
+            db,
+            clock=clock,
+            seal=Seal.open(config.paths.access_log_key, config.paths.access_log_anchor, db),
+        )
+        button_policy = ButtonPolicy(
+            per_hour=config.button_confirms_per_hour,
+            revoke_window_s=config.button_revoke_window_s,
+            dashboard_only=config.require_dashboard_confirm,
         )
         context = ClinicContext(
             db=db,
@@ -122,14 +159,26 @@ def build_context(
             connector=connector,
             devices=DeviceRegistry(db, device_ca, clock=clock),
             service=service,
-            staff=StaffAccounts(db, clock=clock, idle_timeout_s=config.session_idle_s),
-            access_log=AccessLog(db, clock=clock),
+            staff=StaffAccounts(
+                db,
+                clock=clock,
+                idle_timeout_s=config.session_idle_s,
+                hash_concurrency=config.login_hash_concurrency,
+            ),
+            access_log=access_log,
             inline_db=db.backend == "sqlite",
+            button=StaffButton(db, service, access_log, button_policy, clock=clock, events=events),
         )
     except BaseException:
         db.close()
         raise
-    service.recover_interrupted()
+    retention = Retention(db, config.retention_days, clock=clock)
+    context.extras["retention"] = retention
+    context.extras["record_cipher"] = cipher  # the ingest seals kiosk log payloads with it
+    if recover_interrupted:  # the kiosk API's process only, not the dashboard's
+        service.recover_interrupted()
+        service.seal_existing()
+        retention.purge()
     context.extras.setdefault("config", config)  # extensions find their files through it
     for extension in extensions:
         if extension.on_start is not None:
@@ -189,16 +238,50 @@ class _CoalescingTransport:
 
 
 def _http_implementation() -> Any:
-    try:
-        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-    except ImportError:  # pragma: no cover - httptools is in the clinic extra
-        return "h11"
-
-    class CoalescingHttpToolsProtocol(HttpToolsProtocol):
+    class CoalescingHttpToolsProtocol(TlsHttpToolsProtocol):
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(_CoalescingTransport(transport))  # type: ignore[arg-type]
 
     return CoalescingHttpToolsProtocol
+
+
+def listener_config(config: ServerConfig, app: Any, *, mutual: bool) -> uvicorn.Config:
+    """uvicorn's settings for the kiosk API (``mutual``) or the staff dashboard.
+
+    The kiosk API runs on httptools (fast), the dashboard on h11, which bounds the request
+    head by itself too; both with the bounds of ``clinic.listeners``.
+    """
+    paths = config.paths
+    options: dict[str, Any] = {}
+    if mutual:
+        options = {"ssl_ca_certs": str(paths.device_ca), "ssl_cert_reqs": ssl.CERT_REQUIRED}
+        http = guarded(
+            _http_implementation(),
+            max_head_bytes=config.max_header_bytes,
+            head_timeout_s=config.header_timeout_s,
+        )
+    else:
+        options = {"h11_max_incomplete_event_size": config.max_header_bytes}
+        http = guarded(
+            TlsH11Protocol,
+            max_head_bytes=config.max_header_bytes,
+            head_timeout_s=config.header_timeout_s,
+        )
+    return uvicorn.Config(
+        app,
+        lifespan="off",
+        http=http,
+        ssl_certfile=str(paths.server_cert),
+        ssl_keyfile=str(paths.server_key),
+        ssl_context_factory=tls_context,
+        log_level=config.log_level,
+        access_log=False,
+        server_header=False,
+        proxy_headers=False,
+        timeout_keep_alive=30,
+        timeout_graceful_shutdown=5,
+        **options,
+    )
 
 
 @dataclass
@@ -208,7 +291,7 @@ class _Bound:
 
 
 class ClinicServer:
-    """Both listeners and the background tasks, on one event loop."""
+    """Both listeners and the background tasks; the dashboard in its own process or not."""
 
     def __init__(
         self,
@@ -216,6 +299,7 @@ class ClinicServer:
         context: ClinicContext,
         *,
         extensions: Sequence[Extension] | None = None,
+        staff_process: bool = False,
     ) -> None:
         self.config = config
         self.context = context
@@ -228,33 +312,23 @@ class ClinicServer:
         self.kiosk_port: int = self._sockets.kiosk.getsockname()[1]
         self.staff_port: int = self._sockets.staff.getsockname()[1]
         self._listeners: list[_Listener] = []
+        self._supervisor: StaffSupervisor | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.started = threading.Event()
         self.kiosk_app = create_kiosk_app(
             context,
             extra_routers=[e.kiosk_router for e in self.extensions if e.kiosk_router],
         )
-        self.staff_app = create_staff_app(context)
+        #: the dashboard's application, None when it runs in its own process
+        self.staff_app: ASGIApp | None = None if staff_process else create_staff_app(context)
+
+    @property
+    def staff_pid(self) -> int | None:
+        """The process id of the dashboard's process, when it runs in one of its own."""
+        return self._supervisor.pid if self._supervisor is not None else None
 
     def _uvicorn_config(self, app: Any, *, mutual: bool) -> uvicorn.Config:
-        paths = self.config.paths
-        options: dict[str, Any] = {}
-        if mutual:
-            options = {"ssl_ca_certs": str(paths.device_ca), "ssl_cert_reqs": ssl.CERT_REQUIRED}
-        return uvicorn.Config(
-            app,
-            lifespan="off",
-            http=_http_implementation(),
-            ssl_certfile=str(paths.server_cert),
-            ssl_keyfile=str(paths.server_key),
-            log_level=self.config.log_level,
-            access_log=False,
-            server_header=False,
-            proxy_headers=False,
-            timeout_keep_alive=30,
-            timeout_graceful_shutdown=5,
-            **options,
-        )
+        return listener_config(self.config, app, mutual=mutual)
 
     async def serve(self) -> None:
         """Run until ``stop()``; cleans up everything it started."""
@@ -262,19 +336,27 @@ class ClinicServer:
         self._loop = loop
         self.context.events.bind(loop)
         kiosk = _Listener(self._uvicorn_config(self.kiosk_app, mutual=True))
-        staff = _Listener(self._uvicorn_config(self.staff_app, mutual=False))
-        self._listeners = [kiosk, staff]
+        self._listeners = [kiosk]
+        runs = [kiosk.serve(sockets=[self._sockets.kiosk])]
+        if self.staff_app is not None:
+            staff = _Listener(self._uvicorn_config(self.staff_app, mutual=False))
+            self._listeners.append(staff)
+            runs.append(staff.serve(sockets=[self._sockets.staff]))
+        else:
+            self._supervisor = StaffSupervisor(
+                self.config, self._sockets.staff, self.context.events
+            )
+            self._supervisor.start()
         tasks = [
             asyncio.create_task(self._refresh_crls(), name="crl-refresh"),
             asyncio.create_task(self._purge(), name="purge"),
         ]
         watcher = asyncio.create_task(self._announce_started(), name="started")
         try:
-            await asyncio.gather(
-                kiosk.serve(sockets=[self._sockets.kiosk]),
-                staff.serve(sockets=[self._sockets.staff]),
-            )
+            await asyncio.gather(*runs)
         finally:
+            if self._supervisor is not None:
+                await self._supervisor.stop()
             for task in (*tasks, watcher):
                 task.cancel()
             await asyncio.gather(*tasks, watcher, return_exceptions=True)
@@ -284,7 +366,10 @@ class ClinicServer:
             await loop.run_in_executor(None, self.context.close)
 
     async def _announce_started(self) -> None:
-        while not all(listener.started for listener in self._listeners):
+        supervisor = self._supervisor
+        while not all(listener.started for listener in self._listeners) or (
+            supervisor is not None and not supervisor.ready.is_set()
+        ):
             await asyncio.sleep(0.02)
         log.info(
             "clinic server: kiosk API https://%s:%d (mutual TLS), dashboard https://%s:%d",
@@ -304,6 +389,8 @@ class ClinicServer:
             loop.call_soon_threadsafe(self._stop_now)
 
     def _stop_now(self) -> None:
+        if self._supervisor is not None:
+            self._supervisor.stopping()
         self.context.events.close()
         for listener in self._listeners:
             listener.should_exit = True
@@ -324,6 +411,12 @@ class ClinicServer:
                 await self.context.run(self.context.service.purge_challenges)
             except Exception:
                 log.exception("purging old challenges failed")
+            retention = self.context.extras.get("retention")
+            if isinstance(retention, Retention):
+                try:
+                    await self.context.run(retention.purge)
+                except Exception:
+                    log.exception("the retention purge failed")
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:

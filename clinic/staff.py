@@ -1,8 +1,11 @@
 """Staff accounts and dashboard sessions.
 
 Passwords are stored as argon2id hashes (memory-hard; argon2-cffi's RFC 9106 low-memory
-profile). There is no default password: ``clinic-server init`` and ``staff add`` ask for one.
-Five wrong passwords in a row lock the account for a while.
+profile, 64 MiB each). There is no default password: ``clinic-server init`` and ``staff add``
+ask for one. Wrong passwords slow down the address they come from (``clinic.login_throttle``),
+never lock an account for everyone. At most ``hash_concurrency`` passwords are hashed at once,
+on threads of their own at a lower CPU priority than the kiosk API; an attempt beyond that is
+refused at once (the dashboard answers 429), as is a throttled one, without hashing anything.
 
 A session is a random token in a cookie; the database keeps only its SHA-256, so a copy of the
 database does not let anyone in. Sessions end after ``idle_timeout_s`` without use and after
@@ -15,19 +18,48 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import os
 import secrets
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Literal
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from clinic.errors import ConflictError, PasswordPolicyError
+from clinic.login_throttle import LoginThrottle
 from clinic.storage import Database
 
 MIN_PASSWORD_LENGTH = 10
-MAX_FAILED_LOGINS = 5
-LOCKOUT_S = 300.0
+#: Password hashes computed at once (each takes 64 MiB and most of a core for ~0.1 s).
+HASH_CONCURRENCY = 1
+#: How much lower the hashing threads' CPU priority is (nice) than the event loop's.
+HASH_NICENESS = 19
+#: Retry-After when every hashing slot is busy.
+BUSY_RETRY_AFTER_S = 1.0
+
+
+@dataclass(frozen=True)
+class LoginAttempt:
+    """What became of a login: ``ok``, ``wrong``, or refused unheard (``throttled``, ``busy``)."""
+
+    outcome: Literal["ok", "wrong", "throttled", "busy"]
+    #: seconds to wait before trying again (throttled and busy only)
+    retry_after_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == "ok"
+
+
+def _lower_priority() -> None:
+    """Runs in each hashing thread: Linux nice values are per thread (and inherited by the
+    threads argon2 starts), so the event loop keeps its share of the CPU during a flood."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASH_NICENESS)
 
 
 @dataclass(frozen=True)
@@ -58,6 +90,8 @@ class StaffAccounts:
         hasher: PasswordHasher | None = None,
         idle_timeout_s: float = 15 * 60,
         absolute_timeout_s: float = 12 * 3600,
+        throttle: LoginThrottle | None = None,
+        hash_concurrency: int = HASH_CONCURRENCY,
     ) -> None:
         self._db = db
         self._clock = clock
@@ -65,6 +99,13 @@ class StaffAccounts:
         self.idle_timeout_s = idle_timeout_s
         self.absolute_timeout_s = absolute_timeout_s
         self._dummy_hash: str | None = None
+        self.throttle = throttle or LoginThrottle(db, clock=clock)
+        if hash_concurrency < 1:
+            raise ValueError("hash_concurrency is at least 1")
+        self._hash_slots = threading.BoundedSemaphore(hash_concurrency)
+        self._hash_pool = ThreadPoolExecutor(
+            hash_concurrency, thread_name_prefix="clinic-password", initializer=_lower_priority
+        )
 
     # -- accounts --
 
@@ -105,45 +146,56 @@ class StaffAccounts:
                 "SELECT username, is_admin, created_at, disabled FROM staff ORDER BY username"
             )
 
+    def login(self, address: str, username: str, password: str) -> LoginAttempt:
+        """A login from ``address`` (``clinic.login_throttle.address_key``): throttled, bounded.
+
+        Refused unheard, without hashing, when every hashing slot is taken (``busy``) or the
+        address must wait (``throttled``); otherwise the password is checked.
+        """
+        if not self._hash_slots.acquire(blocking=False):
+            return LoginAttempt("busy", BUSY_RETRY_AFTER_S)
+        try:
+            wait = self.throttle.reserve(address, username)
+            if wait is not None:
+                return LoginAttempt("throttled", wait)
+            ok = self._hash_pool.submit(self.authenticate, username, password).result()
+        finally:
+            self._hash_slots.release()
+        if not ok:
+            return LoginAttempt("wrong")
+        self.throttle.succeeded(address, username)
+        return LoginAttempt("ok")
+
     def authenticate(self, username: str, password: str) -> bool:
-        """True for the right password of an enabled, unlocked account."""
-        now = self._clock()
+        """True for the right password of an enabled account (no throttling: see ``login``).
+
+        (The ``failed_logins`` and ``locked_until`` columns of the first schema are no longer
+        used: a per-account lockout let anyone lock staff out.)
+        """
         with self._db.transaction() as tx:
             row = tx.one(
-                "SELECT password_hash, disabled, locked_until FROM staff WHERE username = ?",
-                (username,),
+                "SELECT password_hash, disabled FROM staff WHERE username = ?", (username,)
             )
         if row is None:
             self._spend(password)
             return False
-        locked = row["locked_until"] is not None and row["locked_until"] > now
         ok: bool
         try:
             ok = self._hasher.verify(row["password_hash"], password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             ok = False
-        if ok and not locked and not row["disabled"]:
-            with self._db.transaction(write=True) as tx:
-                new_hash = (
-                    self._hasher.hash(password)
-                    if self._hasher.check_needs_rehash(row["password_hash"])
-                    else row["password_hash"]
-                )
-                tx.execute(
-                    "UPDATE staff SET failed_logins = 0, locked_until = NULL, password_hash = ?"
-                    " WHERE username = ?",
-                    (new_hash, username),
-                )
-            return True
-        if not ok:
+        if not ok or row["disabled"]:
+            return False
+        if self._hasher.check_needs_rehash(row["password_hash"]):
             with self._db.transaction(write=True) as tx:
                 tx.execute(
-                    "UPDATE staff SET failed_logins = failed_logins + 1,"
-                    " locked_until = CASE WHEN failed_logins + 1 >= ? THEN ? ELSE locked_until END"
-                    " WHERE username = ?",
-                    (MAX_FAILED_LOGINS, now + LOCKOUT_S, username),
+                    "UPDATE staff SET password_hash = ? WHERE username = ?",
+                    (self._hasher.hash(password), username),
                 )
-        return False
+        return True
+
+    def close(self) -> None:
+        self._hash_pool.shutdown(wait=True, cancel_futures=True)
 
     def _spend(self, password: str) -> None:
         """Hash work for an unknown name too, so timing does not tell which names exist."""

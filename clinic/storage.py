@@ -16,7 +16,7 @@ its ordered migrations) to ``Database.migrate``; each component's applied versio
 recorded in ``schema_migrations``, so components evolve independently.
 
 Connections are pooled; each is used by one thread at a time. The async application calls
-the storage from worker threads (see ``clinic.service``). Errors of the drivers underneath
+the storage from worker threads (see ``clinic.eligibility``). Errors of the drivers underneath
 are translated into ``StorageError`` here.
 """
 
@@ -247,6 +247,8 @@ class Database:
             # transactions, an application crash loses none.
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
+            # removed personal data is overwritten, not left in free pages (clinic.at_rest)
+            conn.execute("PRAGMA secure_delete=ON")
             conn.execute("PRAGMA busy_timeout=10000")
             return conn
 

@@ -6,7 +6,7 @@ stop at the first failure, each with its own reason code (``clinic.outcomes``):
 
 1. the nonce was issued to this kiosk, is unused and has not expired;
 2. the certificate parses, and in PIN mode the card's signature over
-   ``kiosk.challenge.signed_message(nonce, device, mode)`` verifies with it;
+   ``contract.challenge.signed_message(nonce, device, mode)`` verifies with it;
 3. it chains to a configured JPKI user-authentication CA;
 4. it is not on that CA's current CRL;
 5. it is within its validity, or within the three-month grace (eligibility only);
@@ -28,13 +28,14 @@ from zoneinfo import ZoneInfo
 
 from cryptography import x509
 
+from clinic.at_rest import PREFIX, RecordCipher, aad, open_optional, seal_optional
 from clinic.errors import Conflict, NationalUnavailable, NotFound
 from clinic.events import EventHub
 from clinic.jpki import JpkiTrust, validity_at, verify_card_signature
-from clinic.national import NationalConnector
+from clinic.national.interface import NationalConnector
 from clinic.outcomes import VALIDITY_REASONS, outcome
 from clinic.storage import Database, Row
-from kiosk.challenge import Mode, signed_message
+from contract.challenge import Mode, signed_message
 
 log = logging.getLogger(__name__)
 
@@ -199,8 +200,11 @@ class EligibilityService:
         events: EventHub | None = None,
         timezone: str = "Asia/Tokyo",
         nonce_ttl_s: float = 60.0,
+        cipher: RecordCipher | None = None,
     ) -> None:
+        """``cipher`` seals the records in the database (``clinic.at_rest``)."""
         self._db = db
+        self._cipher = cipher
         self.trust = trust
         self.connector = connector
         self._clock = clock
@@ -209,6 +213,46 @@ class EligibilityService:
         self.nonce_ttl_s = nonce_ttl_s
 
     # -- helpers --
+
+    def _sealed_records(
+        self, verification_id: str, records: list[dict[str, Any]] | None
+    ) -> str | None:
+        text = json.dumps(records, ensure_ascii=False) if records is not None else None
+        return seal_optional(self._cipher, text, aad("verifications", "records", verification_id))
+
+    def _load(self, row: Row) -> Verification:
+        """A verification from its row, its records opened with the record key."""
+        stored = row["records"]
+        if stored is None or self._cipher is None:
+            return Verification.from_row(row)
+        plain = open_optional(self._cipher, stored, aad("verifications", "records", row["id"]))
+        return Verification.from_row({**row, "records": plain})
+
+    def seal_existing(self, batch: int = 500) -> int:
+        """Seal the records written before the record key existed (run at start)."""
+        if self._cipher is None:
+            return 0
+        sealed = 0
+        while True:
+            with self._db.transaction(write=True) as tx:
+                rows = tx.all(
+                    "SELECT id, records FROM verifications WHERE records IS NOT NULL"
+                    " AND records NOT LIKE ? LIMIT ?",
+                    (PREFIX + "%", batch),
+                )
+                for row in rows:
+                    tx.execute(
+                        "UPDATE verifications SET records = ? WHERE id = ?",
+                        (
+                            self._cipher.seal(
+                                row["records"], aad("verifications", "records", row["id"])
+                            ),
+                            row["id"],
+                        ),
+                    )
+            sealed += len(rows)
+            if len(rows) < batch:
+                return sealed
 
     def now(self) -> float:
         return self._clock()
@@ -329,11 +373,12 @@ class EligibilityService:
         result = outcome(reason)
         facts = pending.facts
         now = pending.started_at
+        verification_id = uuid.uuid4().hex
         with self._db.transaction(write=True) as tx:
             row = tx.one(
                 _INSERT,
                 (
-                    uuid.uuid4().hex,
+                    verification_id,
                     pending.device_id,
                     pending.mode,
                     state,
@@ -346,14 +391,14 @@ class EligibilityService:
                     str(facts.serial) if facts else None,
                     facts.not_after if facts else None,
                     int(pending.in_grace),
-                    json.dumps(records, ensure_ascii=False) if records is not None else None,
+                    self._sealed_records(verification_id, records),
                     now,
                     self._clock(),
                     self.day_of(now),
                 ),
             )
         assert row is not None
-        verification = Verification.from_row(row)
+        verification = self._load(row)
         self._events.publish(verification.notice())
         return verification
 
@@ -394,7 +439,7 @@ class EligibilityService:
     def get(self, verification_id: str) -> Verification | None:
         with self._db.transaction() as tx:
             row = tx.one(_SELECT + " WHERE id = ?", (verification_id,))
-        return Verification.from_row(row) if row is not None else None
+        return self._load(row) if row is not None else None
 
     def decide(
         self,
@@ -427,7 +472,7 @@ class EligibilityService:
             if current.decision == decision:
                 return current
             raise Conflict(f"verification is {current.state}, not awaiting staff", current)
-        pending = Verification.from_row(claimed)
+        pending = self._load(claimed)
         validity: int | None = None
         records: list[dict[str, Any]] | None = None
         if decision == "rejected":
@@ -450,7 +495,7 @@ class EligibilityService:
                     result.patient_message,
                     int(result.temporary),
                     int(result.needs_staff),
-                    json.dumps(records, ensure_ascii=False) if records is not None else None,
+                    self._sealed_records(verification_id, records),
                     done,
                     by if handled else None,
                     done if handled else None,
@@ -458,7 +503,7 @@ class EligibilityService:
                 ),
             )
         assert row is not None
-        verification = Verification.from_row(row)
+        verification = self._load(row)
         self._events.publish(verification.notice())
         return verification
 
@@ -476,7 +521,7 @@ class EligibilityService:
             if current.handled_at is not None:
                 return current
             raise Conflict("a pending visual check is confirmed, not marked handled", current)
-        verification = Verification.from_row(row)
+        verification = self._load(row)
         self._events.publish(verification.notice())
         return verification
 
@@ -496,7 +541,7 @@ class EligibilityService:
                 _SELECT + " WHERE day = ? ORDER BY created_at DESC, id DESC",
                 (day,),
             )
-        return [Verification.from_row(r) for r in rows]
+        return [self._load(r) for r in rows]
 
     def staff_queue(self, since_s: float = 24 * 3600) -> list[Verification]:
         with self._db.transaction() as tx:
@@ -505,4 +550,4 @@ class EligibilityService:
                 " ORDER BY created_at ASC",
                 (self._clock() - since_s,),
             )
-        return [Verification.from_row(r) for r in rows]
+        return [self._load(r) for r in rows]

@@ -1,0 +1,312 @@
+"""The dashboard's pages: today's list, a verification's detail, the staff queue, kiosks, log.
+
+Only the detail page shows a patient's record, and each view of it is written to the access
+log; the list and the queue show none. Errors of the eligibility service (no such
+verification, already decided) become the error page in ``clinic.dashboard.app``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from clinic import i18n
+from clinic.button import ButtonConfirmation
+from clinic.dashboard.login import Sessions
+from clinic.dashboard.site import DAY, VERIFICATION_ID, Site, local_path
+from clinic.ingest import KioskOutbox
+from clinic.outcomes import VALIDITY_LABELS
+from clinic.staff import StaffSession
+
+#: A kiosk not heard from for this long shows as silent on the kiosks page.
+KIOSK_SILENT_S = 120.0
+
+
+class Pages:
+    def __init__(self, site: Site, sessions: Sessions) -> None:
+        self.site = site
+        self.sessions = sessions
+        self.context = site.context
+
+    async def index(self, request: Request, session: StaffSession) -> Response:
+        site = self.site
+        day = request.query_params.get("day") or site.today()
+        if not DAY.match(day):
+            day = site.today()
+        verifications = await self.context.run(self.context.service.of_day, day)
+        lang = site.lang(request)
+        labels = {
+            "results": {k: i18n.pick(v, lang) for k, v in i18n.RESULT_LABELS.items()},
+            "status": {
+                s: i18n.t(f"status.{s}", lang)
+                for s in ("done", "awaiting_staff", "needs_staff", "handled")
+            },
+            "modes": {m: i18n.t(f"mode.{m}", lang) for m in ("pin", "visual")},
+            "open": i18n.t("action.open", lang),
+        }
+        return site.render(
+            request,
+            "index.html",
+            session,
+            day=day,
+            is_today=day == site.today(),
+            rows=[site.row(v, lang) for v in verifications],
+            labels_json=json.dumps(labels, ensure_ascii=False),
+        )
+
+    async def detail(self, request: Request, session: StaffSession) -> Response:
+        site = self.site
+        verification_id = request.path_params["verification_id"]
+        if not VERIFICATION_ID.match(verification_id):
+            return site.error_page(request, session, 404, "error.not_found")
+        v = await self.context.run(self.context.service.get, verification_id)
+        if v is None:
+            return site.error_page(request, session, 404, "error.not_found")
+        if v.records:
+            await self.context.run(self.context.access_log.record, session.username, "view", [v.id])
+        views = (
+            await self.context.run(self.context.access_log.for_verification, v.id)
+            if session.is_admin
+            else []
+        )
+        lang = site.lang(request)
+        tz = self.context.service.tz
+        button = self.context.button
+        confirmation = (
+            await self.context.run(button.confirmation_of, v.id) if button is not None else None
+        )
+        return site.render(
+            request,
+            "detail.html",
+            session,
+            v=v,
+            button=self._confirmation(confirmation, lang) if confirmation is not None else None,
+            row=site.row(v, lang),
+            validity_label=i18n.pick(VALIDITY_LABELS.get(v.validity_code or 0), lang),
+            staff_reason=v.staff_reason_ja if lang == "ja" else v.staff_reason_en,
+            created=dt.datetime.fromtimestamp(v.created_at, tz).strftime("%Y-%m-%d %H:%M:%S"),
+            cert_expiry=(
+                dt.datetime.fromtimestamp(v.cert_not_after, tz).strftime("%Y-%m-%d")
+                if v.cert_not_after
+                else ""
+            ),
+            sex=i18n.SEX,
+            personal_family=i18n.PERSONAL_FAMILY,
+            views=[
+                {
+                    "at": dt.datetime.fromtimestamp(e["at"], tz).strftime("%Y-%m-%d %H:%M:%S"),
+                    "username": e["username"],
+                    "action": i18n.pick(i18n.ACTION_LABELS.get(e["action"]), lang, e["action"]),
+                }
+                for e in views
+            ],
+        )
+
+    async def queue(self, request: Request, session: StaffSession) -> Response:
+        items = await self.context.run(self.context.service.staff_queue)
+        button = self.context.button
+        confirmations = await self.context.run(button.recent) if button is not None else []
+        lang = self.site.lang(request)
+        return self.site.render(
+            request,
+            "queue.html",
+            session,
+            items=[
+                {
+                    **self.site.row(v, lang),
+                    "reason": v.staff_reason_ja if lang == "ja" else v.staff_reason_en,
+                }
+                for v in items
+            ],
+            confirmations=[self._confirmation(c, lang) for c in confirmations],
+        )
+
+    def _confirmation(self, c: ButtonConfirmation, lang: i18n.Lang) -> dict[str, object]:
+        """One button confirmation as the queue and the detail page show it."""
+        tz = self.context.service.tz
+
+        def at(moment: float) -> str:
+            return dt.datetime.fromtimestamp(moment, tz).strftime("%Y-%m-%d %H:%M:%S")
+
+        return {
+            **self.site.row(c.verification, lang),
+            "device_id": c.device_id,
+            "confirmed_at": at(c.at),
+            "until": at(c.revocable_until),
+            "revocable": c.revoked_at is None and self.context.clock() <= c.revocable_until,
+            "revoked": c.revoked_at is not None,
+            "revoked_by": c.revoked_by or "",
+            "revoked_at": at(c.revoked_at) if c.revoked_at is not None else "",
+        }
+
+    async def revoke(
+        self, request: Request, session: StaffSession, form: dict[str, str]
+    ) -> Response:
+        verification_id = request.path_params["verification_id"]
+        button = self.context.button
+        if button is None or not VERIFICATION_ID.match(verification_id):
+            return self.site.error_page(request, session, 404, "error.not_found")
+        await self.context.run(button.revoke, verification_id, by=session.username)
+        return RedirectResponse(local_path(form.get("next"), "/queue"), 303)
+
+    async def clear_alarm(
+        self, request: Request, session: StaffSession, form: dict[str, str]
+    ) -> Response:
+        alarm_id = request.path_params["alarm_id"]
+        button = self.context.button
+        if button is None or not VERIFICATION_ID.match(alarm_id):
+            return self.site.error_page(request, session, 404, "error.not_found")
+        await self.context.run(button.clear_alarm, alarm_id, by=session.username)
+        return RedirectResponse(local_path(form.get("next"), "/"), 303)
+
+    async def decide(
+        self, request: Request, session: StaffSession, form: dict[str, str]
+    ) -> Response:
+        verification_id = request.path_params["verification_id"]
+        decision = form.get("decision")
+        if decision not in ("confirmed", "rejected") or not VERIFICATION_ID.match(verification_id):
+            return self.site.error_page(request, session, 400, "error.not_found")
+        await self.context.run(
+            self.context.service.decide, verification_id, decision, by=session.username
+        )
+        return RedirectResponse(
+            local_path(form.get("next"), f"/verifications/{verification_id}"), 303
+        )
+
+    async def handled(
+        self, request: Request, session: StaffSession, form: dict[str, str]
+    ) -> Response:
+        verification_id = request.path_params["verification_id"]
+        if not VERIFICATION_ID.match(verification_id):
+            return self.site.error_page(request, session, 404, "error.not_found")
+        await self.context.run(
+            self.context.service.mark_handled, verification_id, by=session.username
+        )
+        return RedirectResponse(local_path(form.get("next"), "/queue"), 303)
+
+    async def kiosks(self, request: Request, session: StaffSession) -> Response:
+        devices = await self.context.run(self.context.devices.list)
+        ingest = self.context.extras.get("ingest")  # clinic.ingest: each kiosk's log upload
+        outboxes = await self.context.run(ingest.kiosks) if ingest is not None else {}
+        tz = self.context.service.tz
+        now = self.context.clock()
+
+        def when(moment: float | None) -> str:
+            if moment is None:
+                return ""
+            return dt.datetime.fromtimestamp(moment, tz).strftime("%Y-%m-%d %H:%M:%S")
+
+        rows = [
+            {
+                "device_id": d["device_id"],
+                "last_seen": when(d["last_seen"]),
+                "silent": d["last_seen"] is None or now - d["last_seen"] > KIOSK_SILENT_S,
+                "never": d["last_seen"] is None,
+                "health": d["health_status"] or "",
+                "health_detail": ", ".join(f"{k}={v}" for k, v in d["health_detail"].items()),
+                "revoked": d["revoked"],
+                "valid_until": when(d["not_after"]),
+                "outbox": outbox_cell(outboxes.get(d["device_id"]), when),
+            }
+            for d in devices
+        ]
+        crls = [
+            {
+                "source": c.source,
+                "this_update": when(c.this_update.timestamp()),
+                "next_update": when(c.next_update.timestamp()) if c.next_update else "",
+                "revoked": len(c.revoked),
+            }
+            for c in self.context.trust.crl_status()
+        ]
+        return self.site.render(
+            request,
+            "kiosks.html",
+            session,
+            devices=rows,
+            crls=crls,
+            crl_error=self.context.trust.last_error,
+        )
+
+    async def access_log_page(self, request: Request, session: StaffSession) -> Response:
+        if not session.is_admin:
+            return self.site.error_page(request, session, 403, "log.admin_only")
+        log = self.context.access_log
+        entries = await self.context.run(log.entries, limit=500)
+        chain = await self.context.run(log.check_chain)
+        tz = self.context.service.tz
+        lang = self.site.lang(request)
+        return self.site.render(
+            request,
+            "access_log.html",
+            session,
+            chain=chain,
+            entries=[
+                {
+                    "at": dt.datetime.fromtimestamp(e["at"], tz).strftime("%Y-%m-%d %H:%M:%S"),
+                    "username": e["username"],
+                    "action": i18n.pick(i18n.ACTION_LABELS.get(e["action"]), lang, e["action"]),
+                    "verification_id": e["verification_id"] or "",
+                }
+                for e in entries
+            ],
+        )
+
+    def routes(self) -> list[Route]:
+        g = self.sessions.guarded
+        checked = self.sessions.checked_form
+        return [
+            Route("/", g(self.index), methods=["GET"]),
+            Route("/queue", g(self.queue), methods=["GET"]),
+            Route("/kiosks", g(self.kiosks), methods=["GET"]),
+            Route("/access-log", g(self.access_log_page), methods=["GET"]),
+            Route("/verifications/{verification_id}", g(self.detail), methods=["GET"]),
+            Route(
+                "/verifications/{verification_id}/decide",
+                checked(self.decide),
+                methods=["POST"],
+            ),
+            Route(
+                "/verifications/{verification_id}/handled",
+                checked(self.handled),
+                methods=["POST"],
+            ),
+            Route(
+                "/verifications/{verification_id}/revoke",
+                checked(self.revoke),
+                methods=["POST"],
+            ),
+            Route("/alarms/{alarm_id}/clear", checked(self.clear_alarm), methods=["POST"]),
+        ]
+
+
+def outbox_cell(view: KioskOutbox | None, when: Callable[[float | None], str]) -> dict[str, Any]:
+    """What the dashboard's kiosk page shows of one kiosk's log upload."""
+    if view is None:
+        return {"none": True, "alarm": False}
+    problems = []
+    if view.conflicts:
+        problems.append(f"conflicts {view.conflicts}")
+    if view.forks:
+        problems.append(f"forks {view.forks}")
+    if view.undecryptable:
+        problems.append(f"undecryptable {view.undecryptable}")
+    if view.refused:
+        problems.append(f"over quota, batches refused {view.refused}")
+    alarms = (view.heartbeat or {}).get("alarms")
+    if isinstance(alarms, list):
+        problems += [str(a)[:40] for a in alarms[:4]]
+    return {
+        "none": False,
+        "backlog": "?" if view.backlog_records is None else view.backlog_records,
+        "last_upload": when(view.last_upload),
+        "gaps": view.gaps,
+        "problems": ", ".join(problems),
+        "alarm": bool(view.gaps or problems),
+    }
