@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 EXTRAS := dev,clinic
 
-.PHONY: demo test deps lint typecheck pytest services clean
+.PHONY: demo test deps lint typecheck architecture pytest services clean
 
 deps:
 	EXTRAS=$(EXTRAS) sh provisioning/install-deps
@@ -18,16 +18,20 @@ demo: services
 	$(VENV)/bin/kiosk demo
 
 lint: deps
-	$(VENV)/bin/ruff check kiosk clinic tests
-	$(VENV)/bin/ruff format --check kiosk clinic tests
+	$(VENV)/bin/ruff check contract kiosk clinic testbed tests
+	$(VENV)/bin/ruff format --check contract kiosk clinic testbed tests
 
 typecheck: deps
 	$(VENV)/bin/mypy
 
+# one direction of dependencies: contract <- kiosk, clinic <- testbed (pyproject.toml)
+architecture: deps
+	$(VENV)/bin/lint-imports
+
 pytest: services
 	SDL_AUDIODRIVER=dummy SDL_VIDEODRIVER=dummy $(PY) -m pytest
 
-test: lint typecheck pytest
+test: lint typecheck architecture pytest
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build *.egg-info

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +11,13 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from smartcard import scard
 
+from contract.sealing import OutboxPrivateKey
 from kiosk.sim.pki import TestJpkiCa, new_rsa_key
 from kiosk.sim.profile import CardKind, CardProfile
+from testbed.local_clinic import LocalClinic
+
+#: Fixtures that run the clinic server, for tests/clinic and tests/security.
+pytest_plugins = ["tests.support.clinic_fixtures"]
 
 #: The vpcd reader the simulated cards are inserted into by default (port 35963).
 VPCD_READER = "Virtual PCD 00 00"
@@ -78,3 +83,33 @@ def card_profile_factory(
         return CardProfile.generate(kind, ca, id=card_id, path=path, **options)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def server_key() -> OutboxPrivateKey:
+    """The clinic server's outbox key pair (ML-KEM-768 + X25519), one for the session."""
+    return OutboxPrivateKey.generate("mlkem768-x25519")
+
+
+#: The kiosks issued by the session's local clinic server, one per test that needs its own.
+LOCAL_CLINIC_DEVICES = (
+    "kiosk-ingest",
+    "kiosk-replay",
+    "kiosk-gap",
+    "kiosk-foreign",
+    "kiosk-conflict",
+    "kiosk-outage",
+    "kiosk-crash-a",
+    "kiosk-crash-b",
+    "kiosk-dashboard",
+    "kiosk-cli",
+    "kiosk-sealed",
+)
+
+
+@pytest.fixture(scope="session")
+def local_clinic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalClinic]:
+    """One real clinic server (uvicorn, mutual TLS, ingest) on 127.0.0.1 for the session."""
+    server = LocalClinic(tmp_path_factory.mktemp("clinic"), LOCAL_CLINIC_DEVICES)
+    with server:
+        yield server

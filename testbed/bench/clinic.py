@@ -1,0 +1,385 @@
+"""``clinic-server bench``: verifications per second and latency, on loopback over TLS.
+
+Sets up a throw-away clinic (own CAs, one simulated JPKI CA and card, one insured person) in a
+temporary folder, starts ``clinic-server serve`` on it as a separate process on free loopback
+ports, and drives it with N concurrent kiosks: each kiosk is a thread with its own device
+certificate, mutual-TLS keep-alive connection and ``kiosk.clinic_client.ClinicClient``, doing
+challenge -> card signature (RSA-2048, the pre-made card key) -> verify in a loop, as fast as
+it can. The kiosks run in two worker processes so the client side is not held back by one
+interpreter lock. The latency of one verification is the whole exchange a kiosk waits for:
+challenge, signing and verify. Each run stops by itself after ``seconds``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import datetime as dt
+import json
+import math
+import multiprocessing
+import os
+import re
+import secrets
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+WARMUP_VERIFICATIONS = 3
+START_DELAY_S = 1.5
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    kiosks: int
+    seconds: float
+    verifications: int
+    errors: int
+    per_second: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """Nearest-rank percentile of an ascending list (0 for an empty one)."""
+    if not sorted_values:
+        return 0.0
+    rank = max(1, math.ceil(q / 100 * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+@dataclass(frozen=True)
+class _Setup:
+    root: Path
+    data_dir: Path
+    card_key_pem: bytes
+    card_cert_der: bytes
+
+
+def _prepare(root: Path, kiosks: int, database: str | None) -> _Setup:
+    """A clinic with ``kiosks`` device certificates, a JPKI CA, a card and its record."""
+    import json
+
+    from cryptography.hazmat.primitives import serialization
+
+    from clinic.cli import initialise
+    from clinic.config import config_from
+    from clinic.devices import DeviceRegistry
+    from clinic.national.simulated import InsuredEntry, load_insured
+    from clinic.pki import CertificateAuthority, cert_pem, write_private
+    from clinic.server import open_database
+    from kiosk.sim.pki import TestJpkiCa, new_rsa_key
+
+    now = dt.datetime.now(dt.UTC)
+    ca = TestJpkiCa.create(now=now)
+    ca.save(root / "jpki")
+    crl = ca.crl(
+        [], this_update=now - dt.timedelta(hours=1), next_update=now + dt.timedelta(days=1)
+    )
+    (root / "jpki" / "crl.pem").write_bytes(crl.public_bytes(serialization.Encoding.PEM))
+    card_key = new_rsa_key()
+    card_cert = ca.issue_user_certificate(
+        card_key.public_key(),
+        not_before=now - dt.timedelta(days=30),
+        not_after=now + dt.timedelta(days=365),
+    )
+    data_dir = root / "clinic"
+    initialise(
+        data_dir,
+        admin="bench-admin",
+        password=secrets.token_urlsafe(18),
+        jpki_ca=[str(root / "jpki" / "jpki-ca.pem")],
+        jpki_crl=[str(root / "jpki" / "crl.pem")],
+        database=database,
+    )
+    config = config_from(data_dir, {})
+    db = open_database(config)
+    try:
+        record = json.loads(
+            '{"InsuredCardClassification": "01", "InsurerNumber": "06139999",'
+            ' "InsurerName": "ベンチ健康保険組合", "InsuredPartialContributionRatio": "030",'
+            ' "PersonalFamilyClassification": "1", "Name": "見本 太郎"}'
+        )
+        load_insured(
+            db,
+            iter(
+                [
+                    InsuredEntry(
+                        "bench-card",
+                        card_cert.issuer.rfc4514_string(),
+                        card_cert.serial_number,
+                        1,
+                        (record,),
+                    )
+                ]
+            ),
+            now=time.time(),
+        )
+        device_ca = CertificateAuthority.load(config.paths.device_ca, config.paths.device_ca_key)
+        registry = DeviceRegistry(db, device_ca.certificate, clock=time.time)
+        devices = root / "devices"
+        devices.mkdir()
+        for index in range(kiosks):
+            issued = registry.issue(device_ca, f"bench-{index:03d}")
+            write_private(devices / f"bench-{index:03d}.key.pem", issued.key_pem)
+            (devices / f"bench-{index:03d}.pem").write_bytes(cert_pem(issued.certificate))
+    finally:
+        db.close()
+    key_pem = card_key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return _Setup(root, data_dir, key_pem, card_cert.public_bytes(serialization.Encoding.DER))
+
+
+class _ServerProcess:
+    """``clinic-server serve`` in a child process; stopped with SIGTERM."""
+
+    def __init__(self, data_dir: Path, database: str | None) -> None:
+        command = [
+            sys.executable,
+            "-m",
+            "clinic.cli",
+            "--data-dir",
+            str(data_dir),
+            *(["--database", database] if database else []),
+            "serve",
+            "--kiosk-port",
+            "0",
+            "--staff-port",
+            "0",
+            "--log-level",
+            "warning",
+        ]
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        self.kiosk_port = self._read_port()
+
+    def _read_port(self) -> int:
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if not line:
+                break
+            found = re.search(r"kiosk API\s+https://[^:]+:(\d+)", line)
+            if found:
+                return int(found.group(1))
+        self.stop()
+        stderr = self.process.stderr.read() if self.process.stderr else ""
+        raise RuntimeError(f"the bench server did not start: {stderr[-2000:]}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        for stream in (self.process.stdout, self.process.stderr):
+            if stream is not None:
+                stream.close()
+
+
+@dataclass(frozen=True)
+class _WorkerJob:
+    base_url: str
+    server_ca: str
+    devices: tuple[str, ...]  # certificate paths; the key is NAME.key.pem beside it
+    card_key_pem: bytes
+    card_cert_der: bytes
+    start_at: float
+    seconds: float
+
+
+def _worker(job: _WorkerJob) -> tuple[list[float], int]:
+    """One client process: a thread per kiosk; the latencies (s) and the error count."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    from contract.challenge import signed_message
+    from contract.device_signing import DeviceIdentity
+    from kiosk.clinic_client import ClinicClient, make_http_client
+    from kiosk.errors import KioskError
+
+    card_key = serialization.load_pem_private_key(job.card_key_pem, None)
+    assert isinstance(card_key, rsa.RSAPrivateKey)
+    latencies: list[float] = []
+    errors = 0
+    lock = threading.Lock()
+
+    def kiosk(cert_path: str) -> None:
+        nonlocal errors
+        cert = Path(cert_path)
+        key = cert.with_name(cert.name.removesuffix(".pem") + ".key.pem")
+        identity = DeviceIdentity.load(cert, key)
+        http = make_http_client(
+            job.base_url,
+            ca_file=Path(job.server_ca),
+            identity=identity,
+            client_cert_file=cert,
+            client_key_file=key,
+        )
+        mine: list[float] = []
+        failed = 0
+        with ClinicClient(http, retries=0) as client:
+
+            def one() -> bool:
+                challenge = client.challenge()
+                signature = card_key.sign(
+                    signed_message(challenge.nonce, identity.device_id, "pin"),
+                    padding.PKCS1v15(),
+                    hashes.SHA256(),
+                )
+                result = client.verify(challenge.nonce, "pin", job.card_cert_der, signature)
+                return result.eligible
+
+            for _ in range(WARMUP_VERIFICATIONS):
+                one()
+            time.sleep(max(0.0, job.start_at - time.time()))
+            end = job.start_at + job.seconds
+            while True:
+                began = time.perf_counter()
+                if time.time() >= end:
+                    break
+                try:
+                    ok = one()
+                except KioskError:
+                    ok = False
+                if ok:
+                    mine.append(time.perf_counter() - began)
+                else:
+                    failed += 1
+        with lock:
+            latencies.extend(mine)
+            errors += failed
+
+    threads = [threading.Thread(target=kiosk, args=(d,)) for d in job.devices]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return latencies, errors
+
+
+def _measure(
+    pool: concurrent.futures.Executor,
+    setup: _Setup,
+    base_url: str,
+    *,
+    kiosks: int,
+    seconds: float,
+    processes: int,
+) -> BenchResult:
+    devices = sorted(str(p) for p in (setup.root / "devices").glob("bench-*[0-9].pem"))[:kiosks]
+    groups = [tuple(devices[i::processes]) for i in range(processes)]
+    start_at = time.time() + START_DELAY_S + 0.05 * kiosks
+    jobs = [
+        _WorkerJob(
+            base_url,
+            str(setup.data_dir / "server-ca.pem"),
+            group,
+            setup.card_key_pem,
+            setup.card_cert_der,
+            start_at,
+            seconds,
+        )
+        for group in groups
+        if group
+    ]
+    latencies: list[float] = []
+    errors = 0
+    for found, failed in pool.map(_worker, jobs):
+        latencies.extend(found)
+        errors += failed
+    latencies.sort()
+    ms = [x * 1000 for x in latencies]
+    return BenchResult(
+        kiosks=kiosks,
+        seconds=seconds,
+        verifications=len(latencies),
+        errors=errors,
+        per_second=round(len(latencies) / seconds, 1),
+        p50_ms=round(percentile(ms, 50), 2),
+        p90_ms=round(percentile(ms, 90), 2),
+        p99_ms=round(percentile(ms, 99), 2),
+        max_ms=round(ms[-1], 2) if ms else 0.0,
+    )
+
+
+def run_bench(
+    *, kiosks: list[int], seconds: float = 5.0, database: str | None = None
+) -> list[BenchResult]:
+    if not kiosks or any(k < 1 or k > 256 for k in kiosks):
+        raise ValueError("kiosk counts are 1-256")
+    if not 0.5 <= seconds <= 300:
+        raise ValueError("seconds per run: 0.5-300")
+    results: list[BenchResult] = []
+    with tempfile.TemporaryDirectory(prefix="clinic-bench-") as tmp:
+        setup = _prepare(Path(tmp), max(kiosks), database)
+        server = _ServerProcess(setup.data_dir, database)
+        try:
+            base_url = f"https://127.0.0.1:{server.kiosk_port}"
+            processes = 2
+            context = multiprocessing.get_context("spawn")
+            with concurrent.futures.ProcessPoolExecutor(processes, mp_context=context) as pool:
+                for count in kiosks:
+                    results.append(
+                        _measure(
+                            pool,
+                            setup,
+                            base_url,
+                            kiosks=count,
+                            seconds=seconds,
+                            processes=min(processes, count),
+                        )
+                    )
+        finally:
+            server.stop()
+    return results
+
+
+def print_table(results: list[BenchResult]) -> None:
+    cpu = os.cpu_count() or 0
+    print(f"clinic server bench: loopback, TLS + device signatures, {cpu} CPU(s)")
+    print(
+        f"{'kiosks':>7} {'verif/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8} "
+        f"{'errors':>7}"
+    )
+    for r in results:
+        print(
+            f"{r.kiosks:>7} {r.per_second:>9.1f} {r.p50_ms:>8.2f} {r.p90_ms:>8.2f}"
+            f" {r.p99_ms:>8.2f} {r.max_ms:>8.2f} {r.errors:>7}"
+        )
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Registers ``bench`` under ``clinic-server``."""
+    bench = subparsers.add_parser("bench", help="verifications per second on loopback over TLS")
+    bench.add_argument("--json", action="store_true")
+    bench.add_argument("--seconds", type=float, default=5.0, help="per kiosk count")
+    bench.add_argument("--kiosks", default="1,8,32")
+    bench.set_defaults(func=run_clinic_bench)
+
+
+def run_clinic_bench(args: argparse.Namespace) -> int:
+    kiosks = [int(k) for k in args.kiosks.split(",") if k.strip()]
+    results = run_bench(kiosks=kiosks, seconds=args.seconds, database=args.database)
+    if args.json:
+        print(json.dumps([r.as_dict() for r in results], indent=1))
+    else:
+        print_table(results)
+    return 0
