@@ -230,7 +230,9 @@ def build_kiosk(config: KioskConfig, parts: Parts | None = None) -> Kiosk:
             buzzer=buzzer,
             card=card,
             server=server,
-            journal=Journal(sink),
+            journal=Journal(
+                sink, device_id=device_id, reader=lambda: card.reader, depth=outbox.depth
+            ),
             device_id=device_id,
             status_lines=status_lines,
         )
@@ -297,7 +299,12 @@ def serve(kiosk: Kiosk, stop: threading.Event, *, ready_timeout_s: float = 60.0)
             if stop.wait(0.05) or time.monotonic() > deadline:
                 break
         notifier.ready(f"idle, device {kiosk.device_id}")
-        log.info("kiosk %s ready, device %s", __version__, kiosk.device_id)
+        log.info(
+            "kiosk %s ready, device %s",
+            __version__,
+            kiosk.device_id,
+            extra={"DEVICE": kiosk.device_id, "READER": kiosk.card.reader},
+        )
         interval = watchdog.max_block_s or 5.0
         while not stop.wait(interval):
             if kiosk.runner.responsive(within_s=interval):

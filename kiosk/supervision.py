@@ -21,15 +21,37 @@ A process's main loop, in short::
 :class:`Watchdog` pings only when the loop reports progress, so a loop that hangs stops the
 pings and systemd restarts the unit (``WatchdogSec=``).
 
-Journal logging: the units leave stderr connected to the journal, and :func:`configure_logging`
-writes each line with the ``<N>`` syslog priority prefix that journald reads (sd-daemon(3)).
-This needs no C extension (``systemd-python`` would have to be built on every Pi against
-``libsystemd-dev``) and needs no journald to test. Whatever the destination, the formatter
-blanks what looks like personal data: the kiosk logs codes, never records.
+Journal logging: the units leave stderr connected to the journal (systemd sets
+``JOURNAL_STREAM``). Then :func:`configure_logging` sends each record through journald's native
+protocol with ``systemd.journal.send`` (systemd-python; Debian's ``python3-systemd`` on the
+image), with the record's structured fields as journal fields, so that::
+
+    journalctl -u onshi-kiosk NOTICE=K-201
+    journalctl -u onshi-kiosk FLOW_STATE=reader_missing -o json
+
+finds the lines. The fields the kiosk sets (``extra=`` of a logging call; upper-case names
+are journal fields, anything else is not sent):
+
+==================  ========================================================================
+``FLOW_EVENT``      the flow record's kind (``flow.transition``, ``card.error``...)
+``FLOW_STATE``      the flow's state after it (``idle``, ``pin_entry``, ``error_notice``...)
+``NOTICE``          the numbered notice shown (``K-201``)
+``REASON``          the reason code of a transition or error (``card.removed``)
+``READER``          the PC/SC reader's name
+``DEVICE``          the kiosk's device id (its certificate's CN)
+``OUTBOX_DEPTH``    records waiting in the outbox
+==================  ========================================================================
+
+Without systemd-python under journald, each line goes to stderr with the ``<N>`` priority
+prefix journald reads (sd-daemon(3)); on a terminal, with a timestamp. Whatever the
+destination, every record is cleaned first (:func:`kiosk.redaction.clean_record`): personal
+fields and values of personal types are blanked, by what they are, not by their shape. The
+notify protocol needs nothing from systemd-python and is spoken directly, as above.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import re
@@ -37,6 +59,8 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Mapping
+
+from kiosk.redaction import clean_record, extra_fields
 
 log = logging.getLogger(__name__)
 
@@ -191,16 +215,25 @@ class Watchdog:
 #: syslog priorities of the logging levels (journald reads them from a ``<N>`` prefix)
 PRIORITIES = ((logging.CRITICAL, 2), (logging.ERROR, 3), (logging.WARNING, 4), (logging.INFO, 6))
 
-REDACTED = "<redacted>"
-#: What must never reach a log: runs of 4 or more digits (a PIN, a My Number, an insurer or
-#: insured-person number, a birth date, a certificate serial) and any text outside ASCII (a
-#: name or an address in Japanese). The kiosk's codes (``K-201``, ``card.removed``) pass.
-_PERSONAL = re.compile(r"\d{4,}|[^\x00-\x7f]+")
+#: How the kiosk's programs name themselves in the journal (``journalctl -t kiosk``).
+SYSLOG_IDENTIFIER = "kiosk"
 
-
-def redact(text: str) -> str:
-    """``text`` with whatever could be personal data replaced by ``<redacted>``."""
-    return _PERSONAL.sub(REDACTED, text)
+#: A journal field name (sd_journal_send(3)): upper case, digits and ``_``, not leading ``_``.
+_FIELD_NAME = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
+#: Fields the handler sets itself; ``extra`` cannot override them.
+_OWN_FIELDS = frozenset(
+    {
+        "MESSAGE",
+        "MESSAGE_ID",
+        "PRIORITY",
+        "LOGGER",
+        "THREAD_NAME",
+        "CODE_FILE",
+        "CODE_LINE",
+        "CODE_FUNC",
+        "SYSLOG_IDENTIFIER",
+    }
+)
 
 
 def syslog_priority(levelno: int) -> int:
@@ -211,27 +244,19 @@ def syslog_priority(levelno: int) -> int:
 
 
 class RedactingFormatter(logging.Formatter):
-    """Formats a record with its message, exception and stack redacted (:func:`redact`).
+    """Formats the cleaned copy of a record (:func:`kiosk.redaction.clean_record`).
 
     The record itself is left alone (other handlers may see it); only this handler's text is
-    cleaned. The timestamp and the logger name are not data and are kept.
+    cleaned. Ids, ports, timestamps and the logger name are not data and are kept.
     """
 
     def format(self, record: logging.LogRecord) -> str:
-        clean = logging.makeLogRecord(record.__dict__)
-        clean.msg, clean.args = redact(record.getMessage()), None
-        if record.exc_info:
-            clean.exc_text = redact(self.formatException(record.exc_info))
-        elif record.exc_text:
-            clean.exc_text = redact(record.exc_text)
-        clean.exc_info = None
-        clean.stack_info = redact(record.stack_info) if record.stack_info else None
-        return super().format(clean)
+        return super().format(clean_record(record))
 
 
 class JournalFormatter(RedactingFormatter):
     """One ``<N>logger: message`` line per line of text, so journald files each at the right
-    priority (a traceback included)."""
+    priority (a traceback included): stderr to the journal, without systemd-python."""
 
     def __init__(self) -> None:
         super().__init__("%(name)s: %(message)s")
@@ -239,6 +264,67 @@ class JournalFormatter(RedactingFormatter):
     def format(self, record: logging.LogRecord) -> str:
         prefix = f"<{syslog_priority(record.levelno)}>"
         return "\n".join(prefix + line for line in super().format(record).splitlines())
+
+
+def journal_fields(record: logging.LogRecord) -> dict[str, str]:
+    """The structured fields of a (cleaned) record that go to the journal: its ``extra``
+    fields named as journal fields, with a value (None is left out)."""
+    fields: dict[str, str] = {}
+    for key, value in extra_fields(record).items():
+        if value is None or key in _OWN_FIELDS or not _FIELD_NAME.fullmatch(key):
+            continue
+        fields[key] = str(value)
+    return fields
+
+
+Sender = Callable[..., object]
+
+
+def _journal_send() -> Sender | None:
+    """``systemd.journal.send``, or None when systemd-python is not installed."""
+    try:
+        # by name: the repository's own systemd/ folder (unit files) would shadow the
+        # package for the type checker
+        journal = importlib.import_module("systemd.journal")
+    except ImportError:
+        return None
+    send: Sender = journal.send
+    return send
+
+
+class JournalHandler(logging.Handler):
+    """Sends each record to journald as one entry with fields (native protocol).
+
+    What is sent is the record's cleaned copy (:func:`kiosk.redaction.clean_record`):
+    ``MESSAGE`` (with a traceback, if any), ``PRIORITY``, ``LOGGER``, ``THREAD_NAME``, the
+    code location, ``SYSLOG_IDENTIFIER`` and the upper-case ``extra`` fields
+    (:func:`journal_fields`). Unlike systemd-python's own handler it never adds the raw
+    arguments (``CODE_ARGS``) or the record's other attributes. ``sender`` is
+    ``systemd.journal.send``; a test may hand in another.
+    """
+
+    def __init__(self, sender: Sender, *, identifier: str = SYSLOG_IDENTIFIER) -> None:
+        super().__init__()
+        self._send = sender
+        self._identifier = identifier
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            clean = clean_record(record)
+            self._send(
+                self.format(clean),
+                PRIORITY=str(syslog_priority(record.levelno)),
+                LOGGER=record.name,
+                THREAD_NAME=record.threadName or "",
+                CODE_FILE=record.pathname,
+                CODE_LINE=record.lineno,
+                CODE_FUNC=record.funcName,
+                SYSLOG_IDENTIFIER=self._identifier,
+                **journal_fields(clean),
+            )
+        except Exception:
+            self.handleError(record)
 
 
 def stderr_is_journal(environ: Mapping[str, str] | None = None, fd: int | None = None) -> bool:
@@ -256,16 +342,26 @@ def stderr_is_journal(environ: Mapping[str, str] | None = None, fd: int | None =
 _HANDLER_MARK = "_onshi_kiosk_handler"
 
 
-def configure_logging(journald: bool, level: int = logging.INFO) -> logging.Handler:
-    """Send the process's logging to stderr, redacted; priority-prefixed for the journal.
+def configure_logging(
+    journald: bool, level: int = logging.INFO, *, sender: Sender | None = None
+) -> logging.Handler:
+    """Send the process's logging to the journal (with fields) or to stderr, cleaned.
 
-    Replaces the root logger's handlers (called once, at the start of a process) and returns
-    the new one. With ``journald`` False, lines carry a timestamp for a terminal.
+    ``journald`` (usually :func:`stderr_is_journal`): entries with fields through
+    systemd-python (``sender`` replaces ``systemd.journal.send``), or ``<N>``-prefixed
+    stderr lines when systemd-python is missing. Otherwise stderr lines with a timestamp, for
+    a terminal. Replaces the root logger's handlers (called once, at the start of a process)
+    and returns the new one.
     """
-    handler = logging.StreamHandler(sys.stderr)
-    if journald:
+    handler: logging.Handler
+    send = sender if sender is not None else (_journal_send() if journald else None)
+    if journald and send is not None:
+        handler = JournalHandler(send)
+    elif journald:
+        handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(JournalFormatter())
     else:
+        handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     setattr(handler, _HANDLER_MARK, True)
     root = logging.getLogger()

@@ -29,6 +29,7 @@ from kiosk.errors import (
     SecurityStatusNotSatisfied,
     WrongPin,
 )
+from kiosk.redaction import personal_data
 
 #: Tries the user-authentication PIN has when it is fresh.
 PIN_TRIES_MAX = 3
@@ -85,6 +86,7 @@ class PinPolicy:
         return tries_left >= self.floor
 
 
+@personal_data
 class PinEntry:
     """The PIN a patient is typing, for one session; sent at most once, then wiped.
 

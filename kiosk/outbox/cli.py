@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import logging
 import signal
 import threading
 from collections.abc import Iterator
@@ -67,8 +66,9 @@ def _device_id(settings: KioskOutboxSettings) -> str:
 
 def run_uploader(args: argparse.Namespace) -> int:
     from contract.errors import ConfigError
+    from kiosk.supervision import configure_logging, stderr_is_journal
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(journald=stderr_is_journal())
     settings = load_settings(args.config)
     if settings.uploader is None:
         raise ConfigError(f"{args.config}: [server] and [device] are needed to upload")

@@ -446,6 +446,14 @@ class Outbox:
 
     # -- looking ------------------------------------------------------------------------------
 
+    def depth(self) -> int:
+        """Records queued (parked ones not included), cheaply: one read of the meta table."""
+        with self._lock:
+            try:
+                return int(read_meta(self._db())["records"])
+            except sqlite3.Error as exc:
+                raise storage_error(exc, self.path.parent) from exc
+
     def status(self) -> OutboxStatus:
         with self._lock:
             try:

@@ -239,6 +239,11 @@ class Uploader:
             len(records),
             reason,
             records[0].seq,
+            extra={
+                "DEVICE": self.outbox.device_id,
+                "REASON": f"server.{status}.parked",
+                "FIRST_SEQ": records[0].seq,
+            },
         )
         self.backoff.reset()
         return self._failed(f"server.{status}.parked", 0.0, "sending")

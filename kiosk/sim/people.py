@@ -8,6 +8,8 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import date
 
+from kiosk.redaction import personal_data
+
 # -------------------------------------------------------------------------------
 
 SURNAMES = (
@@ -129,6 +131,7 @@ def yyyymmdd(day: date | None) -> str | None:
     return day.strftime("%Y%m%d") if day is not None else None
 
 
+@personal_data
 @dataclass(frozen=True)
 class Person:
     name: str
