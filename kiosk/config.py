@@ -28,20 +28,23 @@ sections to their packages' own checks (``GpioConfig.from_mapping``,
     [heartbeat]
     interval_s = 60.0
 
-Relative paths are taken from the file's folder. Every problem is a
-:class:`~kiosk.errors.ConfigError` naming the setting; unknown sections and unknown settings of
-the kiosk's own sections are refused, so a typo never silently keeps a default.
+Drop-ins in ``kiosk.toml.d/*.toml`` change settings of the main file, merged in name order,
+later wins (:mod:`kiosk.config_files`); the merged document is checked as one. Relative paths
+are taken from the main file's folder. Every problem is a :class:`~kiosk.errors.ConfigError`
+naming the setting and the file that set it; unknown sections and unknown settings of the
+kiosk's own sections are refused, so a typo never silently keeps a default. ``kiosk config
+--dump`` prints every setting in effect and where it came from.
 """
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from contract.errors import ConfigError
+from kiosk.config_files import ConfigSources, read_config_files
 from kiosk.flow.settings import FlowSettings, FlowTimeouts
 from kiosk.hw.config import GpioConfig, ReminderSchedule
 from kiosk.outbox.config import OutboxConfig, UploaderConfig, parse_settings
@@ -176,11 +179,12 @@ def parse_config(doc: Mapping[str, Any], source: Path) -> KioskConfig:
 
 
 def load_config(path: Path) -> KioskConfig:
-    """Read and check the kiosk's TOML file."""
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
-    return parse_config(doc, path.resolve())
+    """Read and check the kiosk's TOML file and its drop-ins (:mod:`kiosk.config_files`)."""
+    return load_config_sources(path)[0]
+
+
+def load_config_sources(path: Path) -> tuple[KioskConfig, ConfigSources]:
+    """The checked configuration, and the merged files it came from (``kiosk config``)."""
+    sources = read_config_files(path)
+    resolved = path.resolve()
+    return sources.checked(lambda doc: parse_config(doc, resolved)), sources

@@ -59,6 +59,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from kiosk.redaction import clean_record, extra_fields
 
@@ -342,6 +343,21 @@ def stderr_is_journal(environ: Mapping[str, str] | None = None, fd: int | None =
 _HANDLER_MARK = "_onshi_kiosk_handler"
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time (as :data:`logging.lastResort`)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def configure_logging(
     journald: bool, level: int = logging.INFO, *, sender: Sender | None = None
 ) -> logging.Handler:
@@ -358,10 +374,10 @@ def configure_logging(
     if journald and send is not None:
         handler = JournalHandler(send)
     elif journald:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(JournalFormatter())
     else:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     setattr(handler, _HANDLER_MARK, True)
     root = logging.getLogger()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,23 @@ from testbed.local_clinic import LocalClinic
 
 #: Fixtures that run the clinic server, for tests/clinic and tests/security.
 pytest_plugins = ["tests.support.clinic_fixtures"]
+
+
+@pytest.fixture(autouse=True)
+def restore_root_logger() -> Iterator[None]:
+    """A command run in-process (``kiosk uploader run``) sets up the process's logging; the
+    next test gets the root logger as it was."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+    for handler in handlers:
+        if handler not in root.handlers:
+            root.addHandler(handler)
+    root.setLevel(level)
+
 
 #: The vpcd reader the simulated cards are inserted into by default (port 35963).
 VPCD_READER = "Virtual PCD 00 00"

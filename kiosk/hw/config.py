@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -172,9 +171,8 @@ def _known(section: Mapping[str, Any] | None, name: str, allowed: set[str]) -> d
 
 
 def load_gpio_config(path: Path) -> GpioConfig:
-    """The ``[gpio]`` section of the kiosk's TOML file (defaults when the section is absent)."""
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"cannot read {path}: {exc}") from exc
-    return GpioConfig.from_mapping(doc.get("gpio"))
+    """The ``[gpio]`` section of the kiosk's TOML file and its drop-ins (defaults when absent)."""
+    from kiosk.config_files import read_config_files
+
+    sources = read_config_files(path)
+    return sources.checked(lambda doc: GpioConfig.from_mapping(doc.get("gpio")))

@@ -23,19 +23,20 @@
 (:func:`kiosk.server_config.parse_server_access`): the uploader reaches the server with the
 same settings, timeouts included, through the same client. Without ``[server]`` only the
 outbox can be opened (``kiosk uploader status`` and ``unpark`` still need ``[device]`` to know
-the device). Relative paths are taken from the file's folder. Every problem is a
+the device). The file's drop-ins apply as for the kiosk (:mod:`kiosk.config_files`).
+Relative paths are taken from the main file's folder. Every problem is a
 ``ConfigError`` naming the setting.
 """
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from contract.errors import ConfigError
 from contract.sealing import OutboxPublicKey
+from kiosk.config_files import read_config_files
 from kiosk.outbox.queue import DEFAULT_MAX_BYTES, DEFAULT_WARN_FRACTION, Outbox
 from kiosk.outbox.uploader import UploadPolicy
 from kiosk.server_config import ServerAccess, file_path, parse_server_access
@@ -134,8 +135,6 @@ def parse_settings(doc: dict[str, Any], base: Path) -> KioskOutboxSettings:
 
 
 def load_settings(path: Path) -> KioskOutboxSettings:
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"cannot read {path}: {exc}") from exc
-    return parse_settings(doc, path.parent)
+    """The outbox's and the uploader's settings from the kiosk's file and its drop-ins."""
+    sources = read_config_files(path)
+    return sources.checked(lambda doc: parse_settings(doc, path.parent))

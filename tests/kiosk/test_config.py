@@ -161,7 +161,7 @@ def test_kiosk_run_with_a_broken_setting_says_one_line_and_fails(tmp_path: Path)
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1, out.stderr
-    assert lines[0].startswith("kiosk: [pin] floor")
+    assert lines[0].startswith(f"kiosk: {config}: [pin] floor")
 
 
 def test_kiosk_run_with_missing_device_files_says_one_line_and_fails(tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -21,19 +20,6 @@ from kiosk.supervision import (
     stderr_is_journal,
     syslog_priority,
 )
-
-
-@pytest.fixture(autouse=True)
-def restore_root_logger() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    for handler in handlers:
-        root.addHandler(handler)
-    root.setLevel(level)
-
 
 PERSONAL = [
     "山田 太郎",

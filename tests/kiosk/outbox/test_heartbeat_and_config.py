@@ -305,7 +305,9 @@ def test_kiosk_uploader_with_a_broken_setting_says_one_line_and_fails(
     for command in ("run", "status"):
         assert main(["uploader", command, "--config", str(config)]) == 2
         lines = capsys.readouterr().err.strip().splitlines()
-        assert lines == ["kiosk: [server] read_timeout_s must be a number of seconds above 0"]
+        assert lines == [
+            f"kiosk: {config}: [server] read_timeout_s must be a number of seconds above 0"
+        ]
 
 
 def test_kiosk_bench_outbox_reports_the_promised_figures(
