@@ -34,7 +34,7 @@ are journal fields, anything else is not sent):
 
 ==================  ========================================================================
 ``FLOW_EVENT``      the flow record's kind (``flow.transition``, ``card.error``...)
-``FLOW_STATE``      the flow's state after it (``idle``, ``pin_entry``, ``error_notice``...)
+``FLOW_STATE``      the flow's state after it (its screen: ``idle``, ``pin_entry``, ``error``...)
 ``NOTICE``          the numbered notice shown (``K-201``)
 ``REASON``          the reason code of a transition or error (``card.removed``)
 ``READER``          the PC/SC reader's name

@@ -19,9 +19,13 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from kiosk.flow.notices import Notice
 from kiosk.flow.queue_worker import QueueWorker
 
 log = logging.getLogger(__name__)
+
+#: a record's notice number (201) to the code the screen shows and the journal carries (K-201)
+NOTICE_CODES = {notice.number: notice.code for notice in Notice}
 
 
 class RecordSink(Protocol):
@@ -67,17 +71,19 @@ class Journal(QueueWorker):
     def _log(self, kind: str, payload: Mapping[str, Any]) -> None:
         if kind == "flow.transition" and isinstance(payload.get("to"), str):
             self.state = payload["to"]
+        notice = payload.get("notice")
         reason = payload.get("reason", payload.get("reason_code", payload.get("code")))
         fields: dict[str, Any] = {
             "FLOW_EVENT": kind,
             "FLOW_STATE": self.state,
-            "NOTICE": payload.get("notice"),
+            "NOTICE": NOTICE_CODES.get(notice, notice) if isinstance(notice, int) else notice,
             "REASON": reason,
             "DEVICE": self._device_id,
             "READER": _asked(self._reader),
             "OUTBOX_DEPTH": _asked(self._depth),
         }
-        details = " ".join(f"{k}={v}" for k, v in payload.items() if v is not None)
+        shown = {**payload, "notice": fields["NOTICE"]} if "notice" in payload else payload
+        details = " ".join(f"{k}={v}" for k, v in shown.items() if v is not None)
         level = (
             logging.WARNING
             if kind in ("reader.lost", "card.error", "server.error")
