@@ -131,7 +131,9 @@ def clean_value(value: Any, depth: int = 0) -> Any:
             else clean_value(v, depth + 1)
             for k, v in value.items()
         }
-    if isinstance(value, list | tuple | set | frozenset):
+    if isinstance(value, tuple):
+        return tuple(clean_value(v, depth + 1) for v in value)
+    if isinstance(value, list | set | frozenset):
         return [clean_value(v, depth + 1) for v in value]
     return value
 
