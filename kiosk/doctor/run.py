@@ -1,0 +1,89 @@
+"""Every check of ``kiosk doctor``, in the order a maintainer fixes things."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kiosk.config import KioskConfig
+from kiosk.doctor.report import Finding, failed
+
+
+@dataclass(frozen=True)
+class Roots:
+    """Where the checks look; tests point them at folders."""
+
+    sys: Path = Path("/sys")
+    proc: Path = Path("/proc")
+    dev: Path = Path("/dev")
+    mounts: Path = Path("/proc/self/mounts")
+    statvfs: Callable[[Path], os.statvfs_result] = field(default=os.statvfs)
+
+
+def _guarded(name: str, check: Callable[[], Finding]) -> Finding:
+    """A check that breaks reports itself failed rather than hiding the other checks."""
+    try:
+        return check()
+    except Exception as exc:
+        return failed(name, f"the check broke: {type(exc).__name__}: {exc}", "report this")
+
+
+def run_checks(
+    config: KioskConfig,
+    *,
+    roots: Roots | None = None,
+    clock_synced: Callable[[], bool | None] | None = None,
+) -> list[Finding]:
+    from kiosk.doctor import devices, identity, outbox, pcsc, server, system
+    from kiosk.outbox.heartbeat import clock_synced as heartbeat_clock_synced
+
+    roots = roots or Roots()
+    synced = clock_synced or heartbeat_clock_synced
+    findings: list[Finding] = []
+    reader_finding, reader = pcsc.check_reader(
+        config.reader.name, usb_root=roots.sys / "bus/usb/devices"
+    )
+    findings.append(reader_finding)
+    findings.append(
+        _guarded(
+            "card probe",
+            lambda: pcsc.check_card(reader, command_timeout_s=config.reader.command_timeout_s),
+        )
+    )
+    display = config.display
+    findings.append(_guarded("display", lambda: devices.check_display(display, roots.sys)))
+    findings.append(
+        _guarded(
+            "touch",
+            lambda: devices.check_touch(roots.proc, roots.dev, video_driver=display.video_driver),
+        )
+    )
+    findings.append(_guarded("gpio", lambda: devices.check_gpio(config.gpio, roots.dev)))
+    findings.append(_guarded("voice", lambda: devices.check_voice(display.voice)))
+    findings.append(_guarded("clock", lambda: system.check_clock(synced)))
+    enrolment = _guarded("enrolment", lambda: identity.check_enrolment(config.device))
+    findings.append(enrolment)
+    enrolled = enrolment.state != "failed"
+    if enrolled:
+        findings.append(
+            _guarded("certificate", lambda: identity.check_certificate_expiry(config.device))
+        )
+    findings.append(
+        _guarded("clinic server", lambda: server.check_server(config.server, config.device))
+    )
+    device_id = config.device.identity().device_id if enrolled else None
+    findings.append(_guarded("outbox", lambda: outbox.check_outbox(config.outbox, device_id)))
+    findings.append(
+        _guarded(
+            "disk",
+            lambda: system.check_disk(
+                config.outbox.path.parent,
+                needed_bytes=config.outbox.max_bytes,
+                statvfs=roots.statvfs,
+            ),
+        )
+    )
+    findings.append(_guarded("root fs", lambda: system.check_root_read_only(roots.mounts)))
+    return findings
