@@ -204,17 +204,18 @@ def check_database(config: ServerConfig) -> tuple[Finding, Any]:
             _failed(name, f"{config.paths.sqlite} does not exist", "run `clinic-server init`"),
             None,
         )
+    advice = (
+        "is PostgreSQL running (systemctl status postgresql) and the URL (database in "
+        "clinic.toml) right? see its log"
+        if config.database
+        else "check the data directory's owner and free space; `clinic-server serve` "
+        "migrates a new database"
+    )
     try:
         db = Database.open(config.database_url, pool_size=1)
     except Exception as exc:
         return (
-            _failed(
-                name,
-                f"{where} does not open: {type(exc).__name__}: {str(exc)[:200]}",
-                "is PostgreSQL running and the URL (database in clinic.toml) right?"
-                if config.database
-                else "check the data directory's owner and free space",
-            ),
+            _failed(name, f"{where} does not open: {type(exc).__name__}: {str(exc)[:200]}", advice),
             None,
         )
     try:
@@ -228,8 +229,7 @@ def check_database(config: ServerConfig) -> tuple[Finding, Any]:
             _failed(
                 name,
                 f"{where} does not answer: {type(exc).__name__}: {str(exc)[:200]}",
-                "check the database server and its log; `clinic-server serve` migrates a new "
-                "database",
+                advice,
             ),
             None,
         )
