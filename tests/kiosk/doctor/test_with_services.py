@@ -346,3 +346,17 @@ def test_kiosk_doctor_prints_every_check(pcscd: str, config: KioskConfig) -> Non
     )
     assert text.stdout.splitlines()[0].startswith("ok       pc/sc reader")
     assert "ok       clinic server" in text.stdout
+
+
+@pcsc_test
+def test_the_doctor_benchmark_prints_figures_for_each_check(
+    pcscd: str, config: KioskConfig
+) -> None:
+    from kiosk.bench import doctor as bench
+
+    figures = bench.run(config.source, runs=1)
+    assert set(figures) == {"runs", "config", "command", "checks_in_process", "per_check"}
+    assert set(figures["command"]) == {"median_ms", "max_ms"}
+    assert "clinic server" in figures["per_check"]
+    assert figures["per_check"]["clinic server"]["state"] == "ok"
+    assert "whole command (fresh process)" in bench.to_text(figures)
