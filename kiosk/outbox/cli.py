@@ -123,7 +123,8 @@ def _upload(
     from kiosk.outbox.running import hold_uploader_lock
     from kiosk.supervision import Notifier
 
-    with hold_uploader_lock(settings.outbox.path), open_uploader(settings, identity) as uploader:
+    # the outbox first: a missing data folder is reported as such, not as a missing lock
+    with open_uploader(settings, identity) as uploader, hold_uploader_lock(settings.outbox.path):
         notifier = Notifier.from_env()
         assert settings.uploader is not None
         server = settings.uploader.access.server.url

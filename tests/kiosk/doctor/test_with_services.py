@@ -173,6 +173,22 @@ def test_a_second_uploader_on_the_same_outbox_is_refused(config: KioskConfig) ->
                 pass
 
 
+def test_kiosk_uploader_run_refuses_to_run_twice(clinic: LocalClinic, tmp_path: Path) -> None:
+    path = kiosk_config(clinic, tmp_path)
+    fill(load_config(path), 1)
+    with hold_uploader_lock(load_config(path).outbox.path):
+        second = subprocess.run(
+            [*KIOSK, "uploader", "run", "--until-empty", "--config", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert second.returncode == 2
+    assert f"an uploader already runs on {tmp_path}/data/outbox.db (pid {os.getpid()})" in (
+        second.stderr
+    )
+
+
 def test_the_uploader_keeps_its_last_success_and_last_error_in_the_outbox(
     clinic: LocalClinic, tmp_path: Path
 ) -> None:
