@@ -42,12 +42,25 @@ def drm_connectors(sys_root: Path = Path("/sys")) -> tuple[list[str], list[Conne
     return cards, connected
 
 
+def _mode(mode: str | None) -> str:
+    """``800x480 (landscape)``: the panel's own orientation, next to the configured layout
+    (a panel the kernel rotates keeps its native mode, so a difference is not an error)."""
+    if mode is None:
+        return "no mode"
+    width, _, height = mode.partition("x")
+    try:
+        wide = int(width) >= int(height.rstrip("ip"))
+    except ValueError:
+        return mode
+    return f"{mode} ({'landscape' if wide else 'portrait'})"
+
+
 def check_display(config: DisplayConfig, sys_root: Path = Path("/sys")) -> Finding:
     name = "display"
     cards, connected = drm_connectors(sys_root)
     layout = f"layout {config.layout}"
     if connected:
-        shown = ", ".join(f"{c.name} {c.mode or 'no mode'}" for c in connected)
+        shown = ", ".join(f"{c.name} {_mode(c.mode)}" for c in connected)
         if any(c.mode is None for c in connected):
             return warning(
                 name,

@@ -36,7 +36,10 @@ def test_a_connected_display_with_a_mode_passes(tmp_path: Path) -> None:
     make_drm(tmp_path, {"DSI-1": ("connected", "800x480\n"), "HDMI-A-1": ("disconnected", "")})
     finding = devices.check_display(DisplayConfig(layout="landscape"), tmp_path)
     assert finding.state is State.OK
-    assert finding.detail == "DSI-1 800x480; layout landscape"
+    assert finding.detail == "DSI-1 800x480 (landscape); layout landscape"
+    make_drm(tmp_path / "td2", {"DSI-2": ("connected", "720x1280\n")})
+    portrait = devices.check_display(DisplayConfig(layout="portrait"), tmp_path / "td2")
+    assert portrait.detail == "DSI-2 720x1280 (portrait); layout portrait"
 
 
 def test_no_display_fails_on_a_kiosk_and_warns_with_a_desktop_driver(tmp_path: Path) -> None:
