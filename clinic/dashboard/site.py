@@ -71,6 +71,7 @@ class Site:
             session=session,
             path=request.url.path,
             alarms=self.alarms(lang) if session is not None else [],
+            unwell=self.unwell() if session is not None else [],
             **values,
         )
         return HTMLResponse(html, status_code=status)
@@ -117,6 +118,10 @@ class Site:
             }
             for a in button.open_alarms()
         ]
+
+    def unwell(self) -> list[str]:
+        """The kiosks every signed-in page flags (silent, or reporting a fault), by id."""
+        return [h.device_id for h in self.context.devices.flagged()]
 
     def today(self) -> str:
         return self.context.service.day_of(self.context.clock())
