@@ -43,9 +43,6 @@ class LiveEvents:
         lang = self.site.lang(request)
         context = self.site.context
 
-        async def unwell() -> list[str]:
-            return [h.device_id for h in await context.run(context.devices.flagged)]
-
         async def stream() -> AsyncIterator[str]:
             yield "retry: 2000\n\n"
             with context.events.subscribe() as notices:
@@ -68,8 +65,8 @@ class LiveEvents:
                             )
                             yield f"event: verification\ndata: {data}\n\n"
                     if time.monotonic() >= next_kiosks:
-                        now_flagged = await unwell()
-                        if now_flagged != flagged:
+                        now_flagged = await self.site.unwell()
+                        if now_flagged is not None and now_flagged != flagged:
                             flagged = now_flagged
                             data = json.dumps(
                                 {
