@@ -669,9 +669,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     access.set_defaults(func=cmd_access_log)
 
-    from clinic import outbox_key
+    from clinic import doctor, outbox_key
 
     outbox_key.add_parser(commands)
+    doctor.add_parser(commands)
 
     for plugin in entry_points(group=COMMAND_PLUGINS):
         plugin.load()(commands)  # the testbed's ``bench``, when it is installed

@@ -12,7 +12,8 @@ standard input by the parent: parent and child are one program) and does not tou
 parent owns: no recovery of interrupted decisions, no purge. Change notices cross between the
 two processes over a socket pair, one JSON object per line: ``{"event": notice}`` both ways
 (the dashboard's live list learns of new verifications, the kiosks' long-polls of staff
-decisions), and ``{"ready": true}`` from the child once it listens. The child ends when the
+decisions), and ``{"ready": true}`` from the child once it listens. The child runs at a lower
+CPU priority (``STAFF_NICENESS``) than the kiosk API. The child ends when the
 parent closes its end (the parent stopped or died) or on SIGTERM; it ignores SIGINT, which a
 terminal sends to the whole process group, so that the parent stops it in order.
 """
@@ -23,6 +24,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import pickle
 import signal
 import socket
@@ -42,6 +44,9 @@ MAX_RESTART_DELAY_S = 30.0
 #: A child that ran this long before it ended is restarted after the shortest delay again.
 STABLE_AFTER_S = 60.0
 STOP_TIMEOUT_S = 10.0
+#: The dashboard's process yields the CPU to the kiosk API's: a patient waits at the counter,
+#: staff can wait a few milliseconds more (and a password guesser much longer).
+STAFF_NICENESS = 5
 
 
 def _line(message: dict[str, Any]) -> bytes:
@@ -238,6 +243,8 @@ def main(argv: list[str]) -> int:
         print("usage: python -m clinic.staff_process LISTEN_FD CHANNEL_FD", file=sys.stderr)
         return 2
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with contextlib.suppress(OSError):
+        os.nice(STAFF_NICENESS)
     # the parent's own settings object, from the pipe the parent made for this process
     config = pickle.loads(sys.stdin.buffer.read())  # noqa: S301
     if not isinstance(config, ServerConfig):

@@ -23,6 +23,7 @@ COMMAND_PLUGINS = "onshi_kiosk.commands"
 def build_parser() -> argparse.ArgumentParser:
     from kiosk.bench import cli as bench_cli
     from kiosk.card import cli as card_cli
+    from kiosk.doctor import cli as doctor_cli
     from kiosk.hw import cli as hw_cli
     from kiosk.outbox import cli as outbox_cli
     from kiosk.sim import cli as sim_cli
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     outbox_cli.add_parser(commands)
     hw_cli.add_parser(commands)
     ui_cli.add_parser(commands)
+    doctor_cli.add_parser(commands)
     run = commands.add_parser("run", help="the kiosk appliance: fullscreen touch UI (systemd)")
     run.add_argument(
         "--config",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from importlib.metadata import entry_points
+from pathlib import Path
 
 #: Entry points that add ``kiosk bench`` commands (``add_parser(subparsers)``).
 BENCH_PLUGINS = "onshi_kiosk.bench"
@@ -29,6 +30,18 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "no try spent; without it a virtual card is inserted on vpcd",
     )
     card.set_defaults(handler=run_card)
+    doctor = commands.add_parser(
+        "doctor", help="how long `kiosk doctor` takes: median and max over N runs"
+    )
+    doctor.add_argument("--json", action="store_true", help="print JSON")
+    doctor.add_argument("--runs", type=int, default=10, help="runs (default 10)")
+    doctor.add_argument(
+        "--config",
+        type=Path,
+        default=Path("/etc/onshi-kiosk/kiosk.toml"),
+        help="the kiosk's TOML file (default /etc/onshi-kiosk/kiosk.toml)",
+    )
+    doctor.set_defaults(handler=run_doctor)
     for plugin in entry_points(group=BENCH_PLUGINS):
         plugin.load()(commands)  # the testbed's ``outbox`` and ``transaction``
 
@@ -42,4 +55,12 @@ def run_card(args: argparse.Namespace) -> int:
         return 0
     figures = card.run(runs=args.runs, port=args.port, reader=args.reader)
     print(json.dumps(figures, indent=2) if args.json else card.to_text(figures))
+    return 0
+
+
+def run_doctor(args: argparse.Namespace) -> int:
+    from kiosk.bench import doctor
+
+    figures = doctor.run(args.config, runs=max(1, args.runs))
+    print(json.dumps(figures, indent=2) if args.json else doctor.to_text(figures))
     return 0

@@ -3,7 +3,8 @@
 ::
 
     kiosk uploader run --config /etc/onshi-kiosk/kiosk.toml     the process (systemd unit)
-    kiosk uploader status --config FILE [--json]                 queue, alarms, last upload
+    kiosk uploader status --config FILE [--json]                 uploader running, last success
+                                                                 and error, backlog, alarms
     kiosk uploader unpark --config FILE                          queue parked records again
 
 ``run`` stops cleanly on SIGTERM or SIGINT (the batch in flight finishes or is sent again
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from kiosk.outbox.config import KioskOutboxSettings, load_settings
 from kiosk.outbox.queue import Outbox
+from kiosk.outbox.status import STALE_AFTER_S
 
 if TYPE_CHECKING:
     from contract.device_signing import DeviceIdentity
@@ -42,8 +44,17 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     run = commands.add_parser("run", help="run the uploader until stopped")
     run.add_argument("--until-empty", action="store_true", help="stop once the queue is empty")
     run.set_defaults(handler=run_uploader)
-    status = commands.add_parser("status", help="the outbox's queue and alarms")
+    status = commands.add_parser(
+        "status", help="whether an uploader runs, its last success and error, the queue, alarms"
+    )
     status.add_argument("--json", action="store_true", help="print JSON")
+    status.add_argument(
+        "--stale-after",
+        type=float,
+        default=STALE_AFTER_S,
+        metavar="SECONDS",
+        help=f"alarm when the oldest queued record is older (default {STALE_AFTER_S:g})",
+    )
     status.set_defaults(handler=show_status)
     unpark = commands.add_parser("unpark", help="queue the parked records again")
     unpark.set_defaults(handler=unpark_records)
@@ -109,9 +120,11 @@ def _upload(
     *,
     until_empty: bool,
 ) -> int:
+    from kiosk.outbox.running import hold_uploader_lock
     from kiosk.supervision import Notifier
 
-    with open_uploader(settings, identity) as uploader:
+    # the outbox first: a missing data folder is reported as such, not as a missing lock
+    with open_uploader(settings, identity) as uploader, hold_uploader_lock(settings.outbox.path):
         notifier = Notifier.from_env()
         assert settings.uploader is not None
         server = settings.uploader.access.server.url
@@ -123,12 +136,46 @@ def _upload(
     return 0
 
 
+def _when(wall_ns: int | None, now_ns: int) -> str:
+    if wall_ns is None:
+        return "never"
+    import datetime as dt
+
+    moment = dt.datetime.fromtimestamp(wall_ns / 1e9).astimezone()
+    return f"{moment:%Y-%m-%d %H:%M:%S %z} ({_age((now_ns - wall_ns) / 1e9)} ago)"
+
+
+def _age(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
 def show_status(args: argparse.Namespace) -> int:
+    import time
+
+    from kiosk.outbox.running import uploader_pid, uploader_running
+
     settings = load_settings(args.config)
     with open_outbox(settings, _device_id(settings)) as outbox:
         status = outbox.status()
         reasons = outbox.parked_reasons()
+    now_ns = time.time_ns()
+    running = uploader_running(settings.outbox.path)
+    pid = uploader_pid(settings.outbox.path) if running else None
+    alarms = status.alarms + status.backlog_alarms(
+        uploader_running=running, now_ns=now_ns, stale_after_s=args.stale_after
+    )
+    age = status.oldest_age_s(now_ns)
     doc = status.to_json()
+    doc["alarms"] = list(alarms)
+    doc["uploader_running"] = running
+    doc["uploader_pid"] = pid
+    doc["oldest_age_s"] = None if age is None else round(age, 1)
     doc["parked_reasons"] = [{"reason": r, "records": n} for r, n in reasons]
     if settings.uploader is not None and settings.uploader.state_file is not None:
         try:
@@ -138,17 +185,43 @@ def show_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(doc, indent=2))
         return 0
+    error = "none"
+    if status.last_error is not None:
+        error = f"{status.last_error} at {_when(status.last_error_wall_ns, now_ns)}"
     print(f"device        {status.device_id}")
+    shown_pid = pid if pid is not None else "?"
+    print(f"uploader      {f'running (pid {shown_pid})' if running else 'not running'}")
+    print(f"last success  {_when(status.last_upload_wall_ns, now_ns)}")
+    print(f"last error    {error}")
     print(f"queued        {status.records} records, {status.bytes} bytes")
+    print(f"oldest        {'-' if age is None else _age(age) + ' old'}")
     print(f"fill          {status.fill:.1%} of {status.max_bytes} bytes ({status.level})")
     print(f"parked        {status.parked}")
     print(f"refused       {status.refused}")
     print(f"clock back    {status.clock_back} times")
     print(f"quarantined   {', '.join(status.quarantine_files) or 'none'}")
-    print(f"alarms        {', '.join(status.alarms) or 'none'}")
+    print(f"alarms        {', '.join(alarms) or 'none'}")
     for reason, n in reasons:
         print(f"  parked {n}: {reason}")
+    for alarm in alarms:
+        advice = ALARM_ADVICE.get(alarm)
+        if advice:
+            print(f"  {alarm}: {advice}")
     return 0
+
+
+#: What to do about each alarm (printed under the status).
+ALARM_ADVICE = {
+    "uploader.not_running": "records wait and no uploader sends them: "
+    "systemctl start onshi-kiosk-uploader (journalctl -u onshi-kiosk-uploader says why it stopped)",
+    "outbox.stale": "the oldest record waits too long: see the last error, and `kiosk doctor`",
+    "uploader.failing": "the last attempt failed: `kiosk doctor` checks the server and the "
+    "device certificate",
+    "outbox.parked": "the server refused records for good: see the reasons; "
+    "`kiosk uploader unpark` queues them again",
+    "outbox.warning": "the outbox is filling up: is the uploader sending?",
+    "outbox.full": "the outbox is full and refuses records: get the uploader sending",
+}
 
 
 def unpark_records(args: argparse.Namespace) -> int:

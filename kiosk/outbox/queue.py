@@ -375,9 +375,15 @@ class Outbox:
         return Backlog(status.records, status.bytes)
 
     def acknowledge(self, seqs: Sequence[int], *, high_water: int = 0) -> int:
-        """Delete the records the server acknowledged; how many were deleted."""
+        """Delete the records the server acknowledged; how many were deleted.
+
+        The time is kept as the uploader's last success (``OutboxStatus.last_upload_wall_ns``)
+        in the same transaction, so ``kiosk uploader status`` and ``kiosk doctor`` see it
+        after a reboot.
+        """
         deleted = 0
         with self._write() as (conn, meta):
+            meta["upload_ok_wall_ns"] = self._wall()
             chosen = json.dumps(sorted(set(seqs)))
             row = conn.execute(
                 "SELECT count(*), coalesce(sum(length(sealed)), 0) FROM records"
@@ -395,6 +401,13 @@ class Outbox:
                 self._stamp(conn, meta)
                 self._settle_level(conn, meta, self._level_for(meta["bytes"]))
         return deleted
+
+    def note_upload_error(self, code: str) -> None:
+        """Keep the uploader's last error (a short code such as ``server.503``, never a
+        payload) and its time, for ``kiosk uploader status`` and ``kiosk doctor``."""
+        with self._write() as (_conn, meta):
+            meta["upload_error"] = code[:120]
+            meta["upload_error_wall_ns"] = self._wall()
 
     def park(self, seqs: Sequence[int], reason: str) -> int:
         """Move records the server refused for good aside, with an alarm; how many moved."""
@@ -476,6 +489,9 @@ class Outbox:
             last_seq=meta["last_seq"],
             server_high_water=meta["server_high_water"],
             oldest_wall_ns=oldest[0] if oldest else None,
+            last_upload_wall_ns=_stamp_or_none(meta.get("upload_ok_wall_ns")),
+            last_error=str(meta["upload_error"]) if meta.get("upload_error") else None,
+            last_error_wall_ns=_stamp_or_none(meta.get("upload_error_wall_ns")),
         )
 
     @property
@@ -497,3 +513,7 @@ class Outbox:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _stamp_or_none(value: Any) -> int | None:
+    return value if type(value) is int and value > 0 else None

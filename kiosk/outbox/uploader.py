@@ -29,6 +29,10 @@ A record leaves the outbox only after the server acknowledged it, so killing thi
 any moment loses nothing: the batch in flight is sent again and the server stores it once.
 The loop's state (``UploaderState``) goes to a small JSON file for the status LED and
 ``kiosk uploader status``; it never holds payloads, which the uploader cannot read anyway.
+The last success (the time of the last acknowledgement) and the last error (its code and
+time) are kept in the outbox file itself (``Outbox.acknowledge``,
+``Outbox.note_upload_error``), so they survive a reboot; ``kiosk uploader run`` holds a lock
+next to the outbox while it runs (:mod:`kiosk.outbox.running`).
 """
 
 from __future__ import annotations
@@ -246,6 +250,8 @@ class Uploader:
     def _failed(self, code: str, delay: float, state: str) -> float:
         self.state.failures += 1
         self.state.last_error = code
+        with contextlib.suppress(OutboxError):  # an outbox that refuses this has its own alarm
+            self.outbox.note_upload_error(code)
         self._set(state, delay)
         return delay
 

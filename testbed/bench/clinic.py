@@ -146,7 +146,7 @@ def _prepare(root: Path, kiosks: int, database: str | None) -> _Setup:
 class _ServerProcess:
     """``clinic-server serve`` in a child process; stopped with SIGTERM."""
 
-    def __init__(self, data_dir: Path, database: str | None) -> None:
+    def __init__(self, data_dir: Path, database: str | None, *, staff: bool = False) -> None:
         command = [
             sys.executable,
             "-m",
@@ -165,21 +165,48 @@ class _ServerProcess:
         self.process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
-        self.kiosk_port = self._read_port()
+        ports = self._read_ports(2 if staff else 1)
+        self.kiosk_port = ports["kiosk API"]
+        self.staff_port = ports.get("dashboard", 0)
+        if staff:
+            self._wait_for_dashboard(data_dir / "server-ca.pem")
 
-    def _read_port(self) -> int:
+    def _read_ports(self, count: int) -> dict[str, int]:
+        """The ports ``serve`` prints: the kiosk API's first, then the dashboard's."""
         assert self.process.stdout is not None
+        ports: dict[str, int] = {}
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+        while len(ports) < count and time.monotonic() < deadline:
             line = self.process.stdout.readline()
             if not line:
                 break
-            found = re.search(r"kiosk API\s+https://[^:]+:(\d+)", line)
+            found = re.search(r"(kiosk API|dashboard)\s+https://[^:]+:(\d+)", line)
             if found:
-                return int(found.group(1))
+                ports[found.group(1)] = int(found.group(2))
+        if len(ports) >= count:
+            return ports
         self.stop()
         stderr = self.process.stderr.read() if self.process.stderr else ""
         raise RuntimeError(f"the bench server did not start: {stderr[-2000:]}")
+
+    def _wait_for_dashboard(self, server_ca: Path) -> None:
+        """The dashboard's process starts after the ports are printed: wait until it answers."""
+        import ssl
+
+        import httpx
+
+        context = ssl.create_default_context(cafile=str(server_ca))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with httpx.Client(verify=context, timeout=5) as client:
+                    if client.get(f"https://127.0.0.1:{self.staff_port}/login").status_code == 200:
+                        return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError("the bench server's dashboard did not start")
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -379,10 +406,27 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="N,N,...",
         help="how many kiosks at once, one run each (default 1,8,32)",
     )
+    bench.add_argument(
+        "--login-flood",
+        action="store_true",
+        help="instead: one kiosk's latency quiet and during a password-guessing flood",
+    )
+    bench.add_argument(
+        "--rounds", type=int, default=2, metavar="N", help="login-flood rounds (default 2)"
+    )
     bench.set_defaults(func=run_clinic_bench)
 
 
 def run_clinic_bench(args: argparse.Namespace) -> int:
+    if args.login_flood:
+        from testbed.bench.login_flood import print_rounds, run_login_flood
+
+        rounds = run_login_flood(seconds=args.seconds, rounds=args.rounds, database=args.database)
+        if args.json:
+            print(json.dumps([r.as_dict() for r in rounds], indent=1))
+        else:
+            print_rounds(rounds, "PostgreSQL" if args.database else "SQLite")
+        return 0
     kiosks = [int(k) for k in args.kiosks.split(",") if k.strip()]
     results = run_bench(kiosks=kiosks, seconds=args.seconds, database=args.database)
     if args.json:

@@ -36,8 +36,8 @@ from clinic.login_throttle import (
 from clinic.server import ClinicServer, ServerThread, build_context
 from clinic.storage import Database
 from testbed.bench.clinic import _worker, _WorkerJob, percentile
+from testbed.login_flood import client_from, guess, login_csrf, outcome, post_login
 from tests.support.clinic import Clinic
-from tests.support.login_flood import client_from, guess, login_csrf, outcome, post_login
 
 REPO = Path(__file__).resolve().parents[2]
 FLOOD_SECONDS = 5.0
@@ -167,7 +167,7 @@ def _flood(clinic: Clinic, seconds: float, round_: int) -> subprocess.Popen[str]
         [
             sys.executable,
             "-m",
-            "tests.support.login_flood",
+            "testbed.login_flood",
             clinic.staff_url,
             str(clinic.server_ca),
             str(seconds),

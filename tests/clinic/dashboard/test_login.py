@@ -7,8 +7,8 @@ import secrets
 from starlette.routing import Route
 
 from clinic.dashboard.login import PUBLIC_PATHS, SESSION_COOKIE
+from testbed.login_flood import client_from, login_csrf, post_login
 from tests.support.clinic import concrete, csrf_of
-from tests.support.login_flood import client_from, login_csrf, post_login
 
 
 def test_login_sets_a_private_session_cookie(clinic):

@@ -1,9 +1,9 @@
 """Password guessing against the staff dashboard, from chosen loopback addresses.
 
-Used by the security tests, in-process (``guess``) or as a separate process so the flood does
-not share the test's interpreter lock::
+Used by the security tests and ``clinic-server bench --login-flood``, in-process (``guess``) or
+as a separate process so the flood does not share the caller's interpreter lock::
 
-    python -m tests.support.login_flood URL CA_FILE SECONDS ADDRESS[,ADDRESS...] [CONNECTIONS]
+    python -m testbed.login_flood URL CA_FILE SECONDS ADDRESS[,ADDRESS...] [CONNECTIONS]
 
 Each connection is a thread with its own keep-alive HTTPS client bound to one source address;
 it fetches the login form once and then posts wrong passwords for made-up user names until
@@ -86,6 +86,7 @@ def guess(
     ca_file: Path | str,
     seconds: float,
     addresses: list[str],
+    *,
     connections: int = 1,
     username: str | None = None,
 ) -> FloodResult:
@@ -121,7 +122,7 @@ def guess(
 def main(argv: list[str]) -> int:
     url, ca_file, seconds, addresses, *rest = argv
     connections = int(rest[0]) if rest else 1
-    result = guess(url, ca_file, float(seconds), addresses.split(","), connections)
+    result = guess(url, ca_file, float(seconds), addresses.split(","), connections=connections)
     print(json.dumps(result.as_dict()))
     return 0
 
