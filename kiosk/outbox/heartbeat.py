@@ -286,5 +286,8 @@ class Heartbeat:
     def run(self, stop: threading.Event) -> None:
         """Beat now and every ``interval_s`` until ``stop`` is set."""
         while not stop.is_set():
-            self.beat()
+            try:
+                self.beat()
+            except Exception:  # a beat that failed unforeseen must not end the heartbeat
+                log.exception("a heartbeat failed")
             stop.wait(self.interval_s)

@@ -120,3 +120,25 @@ def test_run_beats_until_stopped(make_outbox: MakeOutbox) -> None:
         stop.set()
         runner.join(10)
     assert not runner.is_alive()
+
+
+def test_a_beat_that_fails_unforeseen_does_not_end_the_heartbeat(make_outbox: MakeOutbox) -> None:
+    calls = []
+
+    def flaky() -> bool | None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("timedatectl went away")
+        return True
+
+    reporter = Reporter()
+    beat = Heartbeat(make_outbox(), clock_synced=flaky, reporter=reporter, interval_s=0.01)
+    stop = threading.Event()
+    runner = threading.Thread(target=beat.run, args=(stop,))
+    runner.start()
+    try:
+        assert reporter.beat.wait(10), "the beat after the failed one went out"
+    finally:
+        stop.set()
+        runner.join(10)
+    assert len(calls) >= 2
