@@ -14,6 +14,7 @@
     staff     add NAME [--admin] | password NAME | list
     national  load FILE | list [--json] | revoke (--card-id ID | --issuer RFC4514 --serial N)
     access-log verify
+    outbox-key [--kem mlkem768-x25519|x25519]   the key kiosks seal their logs to
     bench     [--json] [--seconds S] [--kiosks 1,8,32]   (from the testbed, when installed)
 
 Passwords come from a prompt (asked twice) or ``--password-file`` (its first line); there is
@@ -24,10 +25,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import getpass
 import json
-import logging
 import os
 import signal
 import sys
@@ -39,6 +38,7 @@ from typing import Any
 from clinic.config import DataDir, ServerConfig, config_from, default_data_dir, save_settings
 from clinic.errors import StorageError
 from clinic.pki import CertificateAuthority, cert_pem, key_pem, new_device_key, write_private
+from clinic.times import clinic_time, configure_logging
 from contract.errors import ConfigError
 
 DEFAULT_HOSTNAMES = ("127.0.0.1", "localhost", "::1")
@@ -48,6 +48,10 @@ COMMAND_PLUGINS = "onshi_clinic.commands"
 
 
 def _read_password(args: argparse.Namespace, prompt: str) -> str:
+    """A staff password from ``--password-file`` or asked for twice on a terminal; one the
+    policy refuses (too short...) is refused at once, before it is asked for again."""
+    from clinic.staff import check_password_policy
+
     if args.password_file is not None:
         try:
             text = Path(args.password_file).read_text(encoding="utf-8")
@@ -56,10 +60,12 @@ def _read_password(args: argparse.Namespace, prompt: str) -> str:
         lines = text.splitlines()
         if not lines or not lines[0]:
             raise ConfigError("the password file is empty")
+        check_password_policy(lines[0])
         return lines[0]
     if not sys.stdin.isatty():
         raise ConfigError("no terminal to ask for a password: give --password-file")
     first = getpass.getpass(f"{prompt}: ")
+    check_password_policy(first)
     second = getpass.getpass(f"{prompt} (again): ")
     if first != second:
         raise ConfigError("the two passwords differ")
@@ -210,8 +216,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "log_level": args.log_level,
     }
     config = _config(args, **overrides).validated()
-    logging.basicConfig(
-        level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    configure_logging(
+        config.log_level, config.timezone, "%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     context = build_context(config)
     server = ClinicServer(config, context, staff_process=True)
@@ -303,11 +309,7 @@ def cmd_device(args: argparse.Namespace) -> int:
                 print(json.dumps(devices, ensure_ascii=False, indent=1, default=str))
             for d in [] if args.json else devices:
                 state = "revoked" if d["revoked"] else "active"
-                seen = (
-                    dt.datetime.fromtimestamp(d["last_seen"]).isoformat(timespec="seconds")
-                    if d["last_seen"]
-                    else "never"
-                )
+                seen = clinic_time(d["last_seen"], config.timezone) if d["last_seen"] else "never"
                 print(f"{d['device_id']:24} {state:8} last seen {seen}")
     finally:
         db.close()
@@ -448,15 +450,21 @@ def cmd_access_log(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="clinic-server", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="clinic-server", description="Set up, run and manage the clinic server."
+    )
     parser.add_argument(
         "--data-dir",
         default=str(default_data_dir()),
+        metavar="DIR",
         help="settings, keys and the SQLite database (default: $ONSHI_CLINIC_DATA or "
         "/var/lib/onshi-clinic)",
     )
     parser.add_argument(
-        "--database", default=None, help="postgresql://... instead of SQLite in the data dir"
+        "--database",
+        default=None,
+        metavar="URL",
+        help="postgresql://... instead of SQLite in the data directory",
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -476,16 +484,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="where its CRL is published (repeatable)",
     )
     init.add_argument("--admin", default="admin", help="the first staff account (administrator)")
-    init.add_argument("--password-file", default=None)
+    init.add_argument(
+        "--password-file",
+        default=None,
+        metavar="FILE",
+        help="the administrator's password on the file's first line (default: asked for "
+        "twice on a terminal)",
+    )
     init.add_argument(
         "--hostname",
         action="append",
         default=[],
+        metavar="NAME",
         help="another name or address for the server certificate (repeatable)",
     )
     init.add_argument(
         "--ca-passphrase-file",
         default=None,
+        metavar="FILE",
         help="encrypt both CA keys with the passphrase on the file's first line (on a "
         "terminal it is asked for; the running server needs neither key)",
     )
@@ -505,8 +521,20 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--staff-port", type=int, default=None, help="staff dashboard, TLS + login (default 8444)"
     )
-    serve.add_argument("--jpki-ca", action="append", default=[], metavar="PEM")
-    serve.add_argument("--jpki-crl", action="append", default=[], metavar="PATH_OR_URL")
+    serve.add_argument(
+        "--jpki-ca",
+        action="append",
+        default=[],
+        metavar="PEM",
+        help="trust this JPKI user-authentication CA instead of those of init (repeatable)",
+    )
+    serve.add_argument(
+        "--jpki-crl",
+        action="append",
+        default=[],
+        metavar="PATH_OR_URL",
+        help="read the CRLs from here instead of the sources of init (repeatable)",
+    )
     serve.add_argument(
         "--crl-refresh",
         type=float,
@@ -514,20 +542,48 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="how often CRLs are fetched again (default 3600)",
     )
-    serve.add_argument("--national-latency-ms", type=float, default=None)
-    serve.add_argument("--national-jitter-ms", type=float, default=None)
-    serve.add_argument("--national-failure-rate", type=float, default=None)
+    serve.add_argument(
+        "--national-latency-ms",
+        type=float,
+        default=None,
+        metavar="MS",
+        help="the simulated national system answers after this long (default 0)",
+    )
+    serve.add_argument(
+        "--national-jitter-ms",
+        type=float,
+        default=None,
+        metavar="MS",
+        help="and up to this much longer, at random (default 0)",
+    )
+    serve.add_argument(
+        "--national-failure-rate",
+        type=float,
+        default=None,
+        metavar="0..1",
+        help="the share of questions the simulated national system fails (default 0)",
+    )
     serve.add_argument(
         "--national-down", action="store_true", help="the simulated national system answers nothing"
     )
-    serve.add_argument("--log-level", default=None, choices=["debug", "info", "warning", "error"])
+    serve.add_argument(
+        "--log-level",
+        default=None,
+        choices=["debug", "info", "warning", "error"],
+        help="the least important log lines shown (default info)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     device = commands.add_parser("device", help="kiosk certificates")
     device_commands = device.add_subparsers(dest="device_command", required=True)
     issue = device_commands.add_parser("issue", help="a certificate and key for a kiosk")
-    issue.add_argument("name")
-    issue.add_argument("--out", default=".", help="where NAME.pem and NAME.key.pem go")
+    issue.add_argument("name", help="the kiosk's name: letters, digits, - and _")
+    issue.add_argument(
+        "--out",
+        default=".",
+        metavar="DIR",
+        help="where NAME.pem, NAME.key.pem and the server CA go (default: here)",
+    )
     issue.add_argument(
         "--ca-key",
         default=None,
@@ -537,36 +593,57 @@ def build_parser() -> argparse.ArgumentParser:
     issue.add_argument(
         "--ca-passphrase-file",
         default=None,
+        metavar="FILE",
         help="the CA key's passphrase (first line); on a terminal it is asked for",
     )
     revoke = device_commands.add_parser("revoke", help="refuse a kiosk from now on")
-    revoke.add_argument("name")
-    listing = device_commands.add_parser("list")
-    listing.add_argument("--json", action="store_true")
+    revoke.add_argument("name", help="the kiosk's name")
+    listing = device_commands.add_parser("list", help="the kiosks, their state and last contact")
+    listing.add_argument("--json", action="store_true", help="as JSON")
     device.set_defaults(func=cmd_device)
 
     staff = commands.add_parser("staff", help="staff accounts")
     staff_commands = staff.add_subparsers(dest="staff_command", required=True)
-    add = staff_commands.add_parser("add")
-    add.add_argument("name")
-    add.add_argument("--admin", action="store_true")
-    add.add_argument("--password-file", default=None)
-    password = staff_commands.add_parser("password")
-    password.add_argument("name")
-    password.add_argument("--password-file", default=None)
-    staff_commands.add_parser("list")
+    add = staff_commands.add_parser("add", help="a staff account")
+    add.add_argument("name", help="the login name")
+    add.add_argument("--admin", action="store_true", help="an administrator (sees the access log)")
+    add.add_argument(
+        "--password-file",
+        default=None,
+        metavar="FILE",
+        help="the password on the file's first line (default: asked for twice)",
+    )
+    password = staff_commands.add_parser(
+        "password", help="set a new password (the account's sessions end)"
+    )
+    password.add_argument("name", help="the login name")
+    password.add_argument(
+        "--password-file",
+        default=None,
+        metavar="FILE",
+        help="the password on the file's first line (default: asked for twice)",
+    )
+    staff_commands.add_parser("list", help="the accounts and their roles")
     staff.set_defaults(func=cmd_staff)
 
     national = commands.add_parser("national", help="the simulated national system's data")
     national_commands = national.add_subparsers(dest="national_command", required=True)
-    load = national_commands.add_parser("load", help="insured.jsonl from `kiosk sim population`")
-    load.add_argument("file")
-    nlist = national_commands.add_parser("list")
-    nlist.add_argument("--json", action="store_true")
-    nrevoke = national_commands.add_parser("revoke", help="the national side revokes a cert")
-    nrevoke.add_argument("--card-id", default=None)
-    nrevoke.add_argument("--issuer", default=None)
-    nrevoke.add_argument("--serial", type=int, default=None)
+    load = national_commands.add_parser(
+        "load", help="load insured.jsonl, as kiosk sim population writes it"
+    )
+    load.add_argument("file", help="the insured.jsonl file")
+    nlist = national_commands.add_parser("list", help="the insured people it knows")
+    nlist.add_argument("--json", action="store_true", help="as JSON")
+    nrevoke = national_commands.add_parser(
+        "revoke", help="the national side revokes a card's certificate"
+    )
+    nrevoke.add_argument("--card-id", default=None, metavar="ID", help="the card's id")
+    nrevoke.add_argument(
+        "--issuer", default=None, metavar="DN", help="the certificate's issuer (RFC 4514)"
+    )
+    nrevoke.add_argument(
+        "--serial", type=int, default=None, metavar="N", help="the certificate's serial number"
+    )
     national.set_defaults(func=cmd_national)
 
     purge_command = commands.add_parser(
@@ -587,7 +664,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     access = commands.add_parser("access-log", help="the record access log")
     access_commands = access.add_subparsers(dest="access_command", required=True)
-    access_commands.add_parser("verify", help="check the hash chain")
+    access_commands.add_parser(
+        "verify", help="check the log's keyed chain and its anchors (exit 1 when they disagree)"
+    )
     access.set_defaults(func=cmd_access_log)
 
     from clinic import doctor, outbox_key

@@ -1,5 +1,13 @@
 """The kiosks the clinic registered: device certificates, revocation and health.
 
+Health: each kiosk posts a heartbeat every ``interval_s`` seconds (``POST /api/v1/heartbeat``,
+:mod:`contract.heartbeat`); the last one is kept in ``devices`` (``health_status``,
+``health_detail``, ``health_at``). :meth:`DeviceRegistry.health` reads it back: a kiosk is
+*flagged* - the dashboard's badge on every page counts it - while it is silent (no heartbeat
+for three of its intervals) or reports a fault (reader missing, clock not synchronised, an
+outbox alarm), and stops being flagged with its next good heartbeat. A kiosk that never sent
+one, and a revoked kiosk, are not flagged.
+
 A request's device certificate is accepted when the clinic's device CA issued it, it is
 within its validity, it was registered by ``clinic-server device issue`` and it is not revoked
 (``device revoke``). A verified certificate is remembered by fingerprint for a few seconds, so
@@ -29,6 +37,7 @@ from clinic.pki import CertificateAuthority, key_pem, new_device_key, valid_devi
 from clinic.storage import Database, Migration, Schema
 from contract.device_signing import device_id_of
 from contract.errors import DeviceAuthError
+from contract.heartbeat import SILENT_AFTER_BEATS, KioskHealth
 
 
 class DeviceRefused(DeviceAuthError):
@@ -69,6 +78,51 @@ class IssuedDevice:
     device_id: str
     certificate: x509.Certificate
     key_pem: bytes
+
+
+@dataclass(frozen=True)
+class DeviceHealth:
+    """One kiosk's last heartbeat, judged at one moment."""
+
+    device_id: str
+    revoked: bool
+    #: when the last heartbeat came (server clock), None when none ever did
+    reported_at: float | None
+    #: the status the kiosk reported (``ok``, ``degraded``, ``error``)
+    status: str | None
+    health: KioskHealth | None
+    #: no heartbeat for ``SILENT_AFTER_BEATS`` of the kiosk's intervals
+    silent: bool
+    faults: tuple[str, ...]
+
+    @property
+    def flagged(self) -> bool:
+        """Whether staff should look at this kiosk (see the module docstring)."""
+        if self.revoked or self.reported_at is None:
+            return False
+        return self.silent or bool(self.faults) or self.status != "ok"
+
+
+def judge_health(row: dict[str, Any], now: float) -> DeviceHealth:
+    """The health of one row of :meth:`DeviceRegistry.list` at ``now``."""
+    reported_at = row.get("health_at")
+    health = None
+    silent = False
+    faults: tuple[str, ...] = ()
+    if reported_at is not None:
+        detail = row.get("health_detail")
+        health = KioskHealth.from_detail(detail if isinstance(detail, dict) else {})
+        silent = now - float(reported_at) > SILENT_AFTER_BEATS * health.interval_s
+        faults = health.faults()
+    return DeviceHealth(
+        device_id=row["device_id"],
+        revoked=bool(row.get("revoked")),
+        reported_at=None if reported_at is None else float(reported_at),
+        status=row.get("health_status"),
+        health=health,
+        silent=silent,
+        faults=faults,
+    )
 
 
 @dataclass
@@ -176,6 +230,15 @@ class DeviceRegistry:
                 " last_seen = ? WHERE device_id = ?",
                 (status, json.dumps(detail, ensure_ascii=False), now, now, device_id),
             )
+
+    def health(self) -> list[DeviceHealth]:
+        """Every kiosk's last heartbeat, judged now (reads the database)."""
+        now = self._clock()
+        return [judge_health(row, now) for row in self.list()]
+
+    def flagged(self) -> list[DeviceHealth]:
+        """The kiosks staff should look at: silent, or reporting a fault."""
+        return [h for h in self.health() if h.flagged]
 
     # -- administration --
 

@@ -244,10 +244,22 @@ class DecisionIn(BaseModel):
 
 
 class HeartbeatIn(BaseModel):
+    """The kiosk's health; ``detail`` as ``contract.heartbeat.KioskHealth.to_detail`` makes it."""
+
     model_config = ConfigDict(extra="forbid")
 
     status: Literal["ok", "degraded", "error"]
     detail: dict[str, str | int | float | bool | None] = Field(default_factory=dict, max_length=32)
+
+    @field_validator("detail")
+    @classmethod
+    def _detail(
+        cls, value: dict[str, str | int | float | bool | None]
+    ) -> dict[str, str | int | float | bool | None]:
+        for key, item in value.items():
+            if len(key) > 64 or (isinstance(item, str) and len(item) > 400):
+                raise ValueError("heartbeat detail: keys up to 64, texts up to 400 characters")
+        return value
 
 
 def verification_out(context: ClinicContext, v: Verification) -> dict[str, Any]:
@@ -383,7 +395,7 @@ async def confirm_verification(
 
 @router.post(HEARTBEAT, status_code=204, response_class=Response)
 async def heartbeat(body: HeartbeatIn, request: Request) -> Response:
-    """The kiosk's health, shown on the staff's kiosk page."""
+    """The kiosk's health, shown on the staff's kiosk page; the last one is kept."""
     context = context_of(request)
     await context.run_db(
         context.devices.record_health, current_device(request), body.status, dict(body.detail)

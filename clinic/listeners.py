@@ -152,6 +152,26 @@ def _abort(transport: asyncio.Transport) -> None:
         transport.abort()
 
 
+def _abort_once_closing(transport: asyncio.Transport) -> None:
+    """The server is stopping: once this connection is closing, give its TLS close
+    ``_ABORT_AFTER_S`` to finish, then abort it.
+
+    Closing a TLS connection sends close_notify and waits for the peer's; a client that keeps
+    an idle kept-alive connection in its pool and does not read it never answers, and the
+    connection would outlive the server's graceful shutdown (uvicorn then cancels it and logs
+    an error on every ordinary stop).
+    """
+    loop = asyncio.get_running_loop()
+
+    def check() -> None:
+        if transport.is_closing():
+            loop.call_later(_ABORT_AFTER_S, _abort, transport)
+        else:  # a response still under way; uvicorn closes the connection after it
+            loop.call_later(0.1, check)
+
+    check()
+
+
 class TlsHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol: head bounded in size and time, client certificate passed."""
 
@@ -199,6 +219,10 @@ class TlsHttpToolsProtocol(HttpToolsProtocol):
         if self._waiting_for_head():
             self._head.refuse(_TIMEOUT if self._in_head else None)
 
+    def shutdown(self) -> None:
+        super().shutdown()
+        _abort_once_closing(self.transport)
+
 
 class TlsH11Protocol(H11Protocol):
     """uvicorn's h11 protocol: head bounded in size and time, client certificate passed."""
@@ -234,6 +258,10 @@ class TlsH11Protocol(H11Protocol):
         self._head.timer = None
         if self._waiting_for_head():
             self._head.refuse(_TIMEOUT if self._head.bytes else None)
+
+    def shutdown(self) -> None:
+        super().shutdown()
+        _abort_once_closing(self.transport)
 
 
 def guarded(protocol: type[Any], *, max_head_bytes: int, head_timeout_s: float) -> type[Any]:

@@ -38,7 +38,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     command = subparsers.add_parser(
         "outbox-key", help="the key kiosks seal their logs to (made once, kept)"
     )
-    command.add_argument("--kem", choices=KEMS, default=KEMS[0])
+    command.add_argument(
+        "--kem",
+        choices=KEMS,
+        default=KEMS[0],
+        help=f"how records are sealed, when the key is made: {KEMS[0]} (the default: also "
+        "safe against a future quantum computer) or x25519 (smaller records); a key that "
+        "exists is kept as it is",
+    )
     command.set_defaults(func=cmd_outbox_key)
 
 

@@ -35,6 +35,7 @@ from typing import Any
 
 from clinic.config import ServerConfig
 from clinic.events import Event, EventHub
+from clinic.times import configure_logging
 
 log = logging.getLogger(__name__)
 
@@ -249,9 +250,8 @@ def main(argv: list[str]) -> int:
     if not isinstance(config, ServerConfig):
         print("clinic.staff_process: no settings on standard input", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=config.log_level.upper(),
-        format="%(asctime)s %(levelname)s staff %(name)s: %(message)s",
+    configure_logging(
+        config.log_level, config.timezone, "%(asctime)s %(levelname)s staff %(name)s: %(message)s"
     )
     listen = socket.socket(fileno=int(argv[0]))
     channel = socket.socket(fileno=int(argv[1]))

@@ -240,7 +240,11 @@ def build_kiosk(config: KioskConfig, parts: Parts | None = None) -> Kiosk:
         hardware.button.on_press = runner.on_staff_press
         hardware.button.on_long_press = runner.on_staff_long_press
         heartbeat = Heartbeat(
-            outbox, reader_state=card.reader_state, interval_s=config.heartbeat_interval_s
+            outbox,
+            reader_state=card.reader_state,
+            interval_s=config.heartbeat_interval_s,
+            reporter=client,
+            last_notice=lambda: runner.last_notice,
         )
         kiosk = Kiosk(
             config,

@@ -17,7 +17,8 @@ Only calls that are safe to repeat are retried here: asking for a challenge (an 
 simply expires), reading a result, and confirming (the server treats the same decision twice
 as one). A verification is never retried: its nonce is single use, so the caller starts over
 with a fresh challenge. An outbox batch is not retried here either: the uploader
-(:mod:`kiosk.outbox.uploader`) backs off and sends the same records again itself.
+(:mod:`kiosk.outbox.uploader`) backs off and sends the same records again itself; nor is a
+heartbeat: the next one replaces it.
 
 Both kiosk processes, the appliance and the uploader, open their client with
 :func:`open_clinic_client` from the ``[server]`` and ``[device]`` settings
@@ -269,9 +270,16 @@ class ClinicClient:
         return _result(body)
 
     def heartbeat(self, status: str, detail: Mapping[str, Any] | None = None) -> None:
-        """Report the kiosk's health (reader, LEDs, outbox...) for the staff's kiosk view."""
+        """Report the kiosk's health (``contract.heartbeat``) for the staff's kiosks page.
+
+        Not retried: the next heartbeat is newer, and a retry would hold up the thread that
+        sends them (and the kiosk's stop) while the server cannot be reached.
+        """
         self._call(
-            "POST", api.HEARTBEAT, json={"status": status, "detail": dict(detail or {})}, retry=True
+            "POST",
+            api.HEARTBEAT,
+            json={"status": status, "detail": dict(detail or {})},
+            retry=False,
         )
 
     def send_batch(self, batch: Batch) -> BatchAck:

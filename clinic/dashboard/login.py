@@ -66,6 +66,8 @@ class Sessions:
                     return RedirectResponse(f"/login?next={target}", status_code=303)
                 return PlainTextResponse("login required", status_code=401)
             request.state.staff_session = session  # for the error page, should one follow
+            if request.method == "GET" and request.url.path != "/events":
+                request.state.unwell = await self.site.unwell() or []  # the menu's badge
             return await handler(request, session)
 
         return endpoint

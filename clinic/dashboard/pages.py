@@ -20,11 +20,14 @@ from clinic import i18n
 from clinic.button import ButtonConfirmation
 from clinic.dashboard.login import Sessions
 from clinic.dashboard.site import DAY, VERIFICATION_ID, Site, local_path
+from clinic.devices import DeviceHealth, judge_health
 from clinic.ingest import KioskOutbox
 from clinic.outcomes import VALIDITY_LABELS
 from clinic.staff import StaffSession
+from contract.heartbeat import KioskHealth
 
-#: A kiosk not heard from for this long shows as silent on the kiosks page.
+#: A kiosk that never sent a heartbeat shows as silent when not heard from for this long
+#: (one that did is silent after three of its heartbeat intervals: ``clinic.devices``).
 KIOSK_SILENT_S = 120.0
 
 
@@ -196,26 +199,32 @@ class Pages:
         outboxes = await self.context.run(ingest.kiosks) if ingest is not None else {}
         tz = self.context.service.tz
         now = self.context.clock()
+        lang = self.site.lang(request)
 
         def when(moment: float | None) -> str:
             if moment is None:
                 return ""
             return dt.datetime.fromtimestamp(moment, tz).strftime("%Y-%m-%d %H:%M:%S")
 
-        rows = [
-            {
-                "device_id": d["device_id"],
-                "last_seen": when(d["last_seen"]),
-                "silent": d["last_seen"] is None or now - d["last_seen"] > KIOSK_SILENT_S,
-                "never": d["last_seen"] is None,
-                "health": d["health_status"] or "",
-                "health_detail": ", ".join(f"{k}={v}" for k, v in d["health_detail"].items()),
-                "revoked": d["revoked"],
-                "valid_until": when(d["not_after"]),
-                "outbox": outbox_cell(outboxes.get(d["device_id"]), when),
-            }
-            for d in devices
-        ]
+        rows = []
+        for d in devices:
+            health = judge_health(d, now)
+            if health.reported_at is not None:
+                silent = health.silent
+            else:
+                silent = d["last_seen"] is None or now - d["last_seen"] > KIOSK_SILENT_S
+            rows.append(
+                {
+                    "device_id": d["device_id"],
+                    "last_seen": when(d["last_seen"]),
+                    "silent": silent,
+                    "never": d["last_seen"] is None,
+                    "revoked": d["revoked"],
+                    "valid_until": when(d["not_after"]),
+                    "outbox": outbox_cell(outboxes.get(d["device_id"]), when, health.health),
+                    **health_cells(health, when, lang),
+                }
+            )
         crls = [
             {
                 "source": c.source,
@@ -286,27 +295,79 @@ class Pages:
         ]
 
 
-def outbox_cell(view: KioskOutbox | None, when: Callable[[float | None], str]) -> dict[str, Any]:
-    """What the dashboard's kiosk page shows of one kiosk's log upload."""
-    if view is None:
+def outbox_cell(
+    view: KioskOutbox | None,
+    when: Callable[[float | None], str],
+    health: KioskHealth | None = None,
+) -> dict[str, Any]:
+    """What the dashboard's kiosk page shows of one kiosk's log upload: the backlog from its
+    last heartbeat (else as its last upload reported it), and what the server saw arrive."""
+    if view is None and health is None:
         return {"none": True, "alarm": False}
+    backlog: object = "?"
+    oldest = ""
+    if health is not None and health.backlog_records is not None:
+        backlog = health.backlog_records
+        if health.oldest_age_s is not None and health.backlog_records:
+            oldest = duration(health.oldest_age_s)
+    elif view is not None and view.backlog_records is not None:
+        backlog = view.backlog_records
     problems = []
-    if view.conflicts:
-        problems.append(f"conflicts {view.conflicts}")
-    if view.forks:
-        problems.append(f"forks {view.forks}")
-    if view.undecryptable:
-        problems.append(f"undecryptable {view.undecryptable}")
-    if view.refused:
-        problems.append(f"over quota, batches refused {view.refused}")
-    alarms = (view.heartbeat or {}).get("alarms")
-    if isinstance(alarms, list):
-        problems += [str(a)[:40] for a in alarms[:4]]
+    if view is not None:
+        if view.conflicts:
+            problems.append(f"conflicts {view.conflicts}")
+        if view.forks:
+            problems.append(f"forks {view.forks}")
+        if view.undecryptable:
+            problems.append(f"undecryptable {view.undecryptable}")
+        if view.refused:
+            problems.append(f"over quota, batches refused {view.refused}")
+    gaps = view.gaps if view is not None else 0
     return {
         "none": False,
-        "backlog": "?" if view.backlog_records is None else view.backlog_records,
-        "last_upload": when(view.last_upload),
-        "gaps": view.gaps,
+        "backlog": backlog,
+        "oldest": oldest,
+        "last_upload": when(view.last_upload) if view is not None else "",
+        "gaps": gaps,
         "problems": ", ".join(problems),
-        "alarm": bool(view.gaps or problems),
+        "alarm": bool(gaps or problems),
+    }
+
+
+def duration(seconds: float) -> str:
+    """A span of time in its largest sensible unit: ``45 s``, ``12 min``, ``5 h``, ``3 d``."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.0f} h"
+    return f"{seconds / 86400:.0f} d"
+
+
+def health_cells(
+    state: DeviceHealth, when: Callable[[float | None], str], lang: i18n.Lang
+) -> dict[str, Any]:
+    """The kiosks page's cells from one kiosk's last heartbeat (``contract.heartbeat``)."""
+    health = state.health
+    if health is None:
+        return {"reported": "", "flagged": False, "health": "", "faults": "", "h": None}
+    clock = {True: "kiosks.clock_synced", False: "kiosks.clock_unsynced", None: "kiosks.unknown"}
+    return {
+        "reported": when(state.reported_at),
+        "flagged": state.flagged,
+        "health": state.status or "",
+        "faults": " ".join(state.faults),
+        "h": {
+            "reader": health.reader,
+            "clock": i18n.t(clock[health.clock_synced], lang),
+            "clock_bad": health.clock_synced is False,
+            "temperature": (
+                f"{health.temperature_c:.1f} °C" if health.temperature_c is not None else ""
+            ),
+            "version": health.version,
+            "uptime": duration(health.uptime_s) if health.uptime_s is not None else "",
+            "notice": health.notice or "",
+            "notice_at": when(health.notice_at),
+        },
     }

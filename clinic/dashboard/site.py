@@ -14,6 +14,7 @@ from starlette.responses import HTMLResponse
 from clinic import i18n
 from clinic.context import ClinicContext
 from clinic.eligibility import Verification
+from clinic.errors import StorageError
 from clinic.i18n import Lang
 from clinic.national.interface import RECORD_FIELDS
 from clinic.staff import StaffSession
@@ -71,6 +72,7 @@ class Site:
             session=session,
             path=request.url.path,
             alarms=self.alarms(lang) if session is not None else [],
+            unwell=getattr(request.state, "unwell", []) if session is not None else [],
             **values,
         )
         return HTMLResponse(html, status_code=status)
@@ -117,6 +119,15 @@ class Site:
             }
             for a in button.open_alarms()
         ]
+
+    async def unwell(self) -> list[str] | None:
+        """The kiosks every signed-in page flags (silent, or reporting a fault), by id; None
+        when the database cannot say now (the badge then waits for the next page)."""
+        try:
+            flagged = await self.context.run(self.context.devices.flagged)
+        except StorageError:
+            return None
+        return [h.device_id for h in flagged]
 
     def today(self) -> str:
         return self.context.service.day_of(self.context.clock())

@@ -1,14 +1,47 @@
 // Live updates for the staff dashboard: server-sent events only, no polling loop.
+// Every signed-in page follows the kiosks to flag (the badge in the menu); today's list and
+// the queue also follow new and changed checks.
 "use strict";
 (function () {
+  const nav = document.querySelector("header.top nav");
+  if (!nav) return;
   const table = document.getElementById("verifications");
   const queue = document.getElementById("queue");
-  if (!table && !queue) return;
   const offline = document.getElementById("offline");
   const labelsNode = document.getElementById("labels");
   const labels = labelsNode ? JSON.parse(labelsNode.textContent) : null;
-  const live = table ? table.dataset.live === "yes" : true;
-  if (!live) return;
+  const live = table ? table.dataset.live === "yes" : Boolean(queue);
+
+  function showKiosks(info) {
+    let badge = document.getElementById("kiosk-badge");
+    const devices = info.devices || [];
+    if (devices.length === 0) {
+      if (badge) badge.remove();
+    } else {
+      if (!badge) {
+        badge = document.createElement("a");
+        badge.id = "kiosk-badge";
+        badge.className = "badge";
+        badge.href = "/kiosks";
+        const link = nav.querySelector('a[href="/kiosks"]');
+        if (link) link.after(badge); else nav.appendChild(badge);
+      }
+      badge.textContent = info.label + " ";
+      const count = document.createElement("span");
+      count.className = "count";
+      count.textContent = String(devices.length);
+      badge.appendChild(count);
+      badge.title = info.title + ": " + devices.join(", ");
+      badge.dataset.devices = devices.join(" ");
+    }
+    const kiosks = document.getElementById("kiosks");
+    if (!kiosks) return;
+    for (const row of kiosks.tBodies[0].rows) {
+      const flagged = devices.includes(row.id.replace(/^kiosk-/, ""));
+      row.dataset.flagged = flagged ? "yes" : "no";
+      row.classList.toggle("flagged", flagged);
+    }
+  }
 
   function cell(text, cls) {
     const td = document.createElement("td");
@@ -55,7 +88,11 @@
   }
 
   const source = new EventSource("/events");
+  source.addEventListener("kiosks", function (message) {
+    showKiosks(JSON.parse(message.data));
+  });
   source.addEventListener("verification", function (message) {
+    if (!live) return;
     const row = JSON.parse(message.data);
     if (table) upsertRow(row);
     if (queue) refreshQueue();

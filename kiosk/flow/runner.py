@@ -151,6 +151,8 @@ class FlowRunner:
         self._pong = threading.Event()
         self.state: FlowState
         self.last_screen: Screen | None = None
+        #: the last numbered notice shown (``K-201``) and when (wall clock), for the heartbeat
+        self.last_notice: tuple[str, float] | None = None
         self.observers: list[Observer] = []
         self.steps = 0
 
@@ -278,6 +280,9 @@ class FlowRunner:
     def _do(self, effect: Effect) -> None:
         if isinstance(effect, ShowScreen):
             screen = self._decorated(effect.screen)
+            shown = self.last_screen
+            if screen.notice is not None and (shown is None or shown.notice != screen.notice):
+                self.last_notice = (screen.notice.code, time.time())
             self.last_screen = screen
             self._display.show(screen)
         elif isinstance(effect, SetLights):

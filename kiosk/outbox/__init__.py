@@ -8,7 +8,8 @@
 - ``OutboxPublicKey`` / ``OutboxPrivateKey`` (``contract.sealing``): HPKE to the clinic
   server's key.
 - ``Uploader`` (``uploader``): batches to the clinic server, backoff, parking.
-- ``Heartbeat`` (``heartbeat``): the one-a-minute health record.
+- ``Heartbeat`` (``heartbeat``): the kiosk's health every minute, posted to the clinic server
+  (what the dashboard shows) and kept in the outbox as its history.
 - ``contract.outbox_record``: the record header and the batch wire format shared with the
   server.
 """

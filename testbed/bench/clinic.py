@@ -396,15 +396,24 @@ def print_table(results: list[BenchResult]) -> None:
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Registers ``bench`` under ``clinic-server``."""
     bench = subparsers.add_parser("bench", help="verifications per second on loopback over TLS")
-    bench.add_argument("--json", action="store_true")
-    bench.add_argument("--seconds", type=float, default=5.0, help="per kiosk count")
-    bench.add_argument("--kiosks", default="1,8,32")
+    bench.add_argument("--json", action="store_true", help="the figures as JSON")
+    bench.add_argument(
+        "--seconds", type=float, default=5.0, metavar="S", help="per kiosk count (default 5)"
+    )
+    bench.add_argument(
+        "--kiosks",
+        default="1,8,32",
+        metavar="N,N,...",
+        help="how many kiosks at once, one run each (default 1,8,32)",
+    )
     bench.add_argument(
         "--login-flood",
         action="store_true",
         help="instead: one kiosk's latency quiet and during a password-guessing flood",
     )
-    bench.add_argument("--rounds", type=int, default=2, help="login-flood rounds (2)")
+    bench.add_argument(
+        "--rounds", type=int, default=2, metavar="N", help="login-flood rounds (default 2)"
+    )
     bench.set_defaults(func=run_clinic_bench)
 
 

@@ -163,3 +163,10 @@ def test_a_heartbeat_accepts_no_content():
     client, calls = client_for((204, b""))
     client.heartbeat("ok", {"reader": "present"})
     assert json.loads(calls[0].content) == {"status": "ok", "detail": {"reader": "present"}}
+
+
+def test_a_heartbeat_is_not_retried_the_next_one_replaces_it():
+    client, calls = client_for(httpx.ConnectError("connection refused"), (204, b""), (204, b""))
+    with pytest.raises(ServerUnreachable):
+        client.heartbeat("ok", {"reader": "present"})
+    assert len(calls) == 1

@@ -15,9 +15,12 @@ def test_new_verifications_are_pushed_as_server_sent_events(clinic, staff):
     def listen():
         with staff.stream("GET", "/events", timeout=10) as stream:
             assert stream.headers["content-type"].startswith("text/event-stream")
+            event = None
             for line in stream.iter_lines():
                 ready.set()
-                if line.startswith("data: "):
+                if line.startswith("event: "):
+                    event = line[7:]
+                elif line.startswith("data: ") and event == "verification":
                     events.put(json.loads(line[6:]))
                     return
 
@@ -79,7 +82,7 @@ def test_event_streams_keep_delivering_after_idle_keep_alives(clinic, staff):
             with staff.stream("GET", "/events", timeout=10) as stream:
                 for line in stream.iter_lines():
                     lines.put(line)
-                    if line.startswith("data: "):
+                    if line.startswith("data: ") and '"devices"' not in line:
                         return
 
         listener = threading.Thread(target=listen)
@@ -91,7 +94,7 @@ def test_event_streams_keep_delivering_after_idle_keep_alives(clinic, staff):
         result = clinic.kiosk().check(clinic.card("valid-employee"), "pin")
         while True:
             line = lines.get(timeout=5)
-            if line.startswith("data: "):
+            if line.startswith("data: ") and '"devices"' not in line:
                 break
         listener.join(5)
         assert json.loads(line[6:])["id"] == result.verification_id
@@ -111,3 +114,40 @@ def test_an_event_stream_ends_when_its_session_does(clinic, clock):
         assert "event: logout" in seen
     finally:
         dashboard.live.heartbeat_s = 15.0
+
+
+def test_a_kiosk_that_reports_a_fault_or_recovers_is_pushed_to_open_pages(clinic, staff):
+    dashboard = clinic.server.staff_app.app.state.dashboard
+    dashboard.live.kiosks_check_s = 0.1
+    kiosk = clinic.kiosk("kiosk-live")
+    kiosk.client.heartbeat("ok", {"interval_s": 60, "reader": "present"})
+    pushed: queue.Queue = queue.Queue()
+    ready = threading.Event()
+
+    def listen():
+        with staff.stream("GET", "/events", timeout=10) as stream:
+            event, seen = None, 0
+            for line in stream.iter_lines():
+                ready.set()
+                if line.startswith("event: "):
+                    event = line[7:]
+                elif line.startswith("data: ") and event == "kiosks":
+                    pushed.put(json.loads(line[6:]))
+                    seen += 1
+                    if seen == 3:  # the state as it opened, the fault, the recovery
+                        return
+
+    listener = threading.Thread(target=listen)
+    listener.start()
+    try:
+        assert ready.wait(5)
+        assert pushed.get(timeout=5)["devices"] == [], "the state first, as the stream opens"
+        kiosk.client.heartbeat("error", {"interval_s": 60, "reader": "absent"})
+        flagged = pushed.get(timeout=5)
+        assert flagged["devices"] == ["kiosk-live"]
+        assert flagged["label"] == "要確認"
+        kiosk.client.heartbeat("ok", {"interval_s": 60, "reader": "present"})
+        assert pushed.get(timeout=5)["devices"] == []
+    finally:
+        listener.join(10)
+        dashboard.live.kiosks_check_s = 5.0

@@ -160,3 +160,17 @@ def test_a_patient_who_walks_away_mid_pin_leaves_no_digit_no_card_session_no_req
         assert kiosk.card_worker.pin_entry(kiosk.runner.state.session) is None
     finally:
         kiosk.stop()
+
+
+def test_the_runner_remembers_the_last_notice_for_the_heartbeat(harness) -> None:
+    kiosk = harness(clinic=FakeClinic(answers=["see_staff.revoked"]))
+    assert kiosk.runner.last_notice is None
+    before = time.time()
+    kiosk.place()
+    kiosk.display.wait_screen(ScreenId.PIN_ENTRY)
+    kiosk.type(PIN)
+    kiosk.display.wait_for(lambda screen: screen.notice is not None)
+    notice = kiosk.runner.last_notice
+    assert notice is not None
+    assert notice[0] == "K-201"
+    assert before <= notice[1] <= time.time()
