@@ -2,7 +2,9 @@
 # PostgreSQL for the clinic server's tests, idempotently:
 #   1. Debian's postgresql, installed when missing;
 #   2. a cluster, created when there is none, listening on 127.0.0.1 only, started;
-#   3. a role onshi_test (LOGIN CREATEDB, a random password made here) and its database.
+#   3. a role onshi_test (LOGIN CREATEDB, a random password made here) and its database; the
+#      role may signal backends, so that dropping a test database WITH (FORCE) can end an
+#      autovacuum worker that happens to be in it.
 # The connection URL goes to $ONSHI_TEST_PG_URL_FILE (default /run/onshi-test-postgres.url);
 # the tests read it from there (or from $ONSHI_TEST_DATABASE_URL). Run as root.
 set -eu
@@ -50,6 +52,7 @@ else
 fi
 su postgres -c "psql -p $cluster_port -q -v ON_ERROR_STOP=1" <<SQL
 $verb ROLE $role LOGIN CREATEDB PASSWORD '$password';
+GRANT pg_signal_backend TO $role;
 SQL
 if [ "$(su postgres -c "psql -p $cluster_port -tAc \"SELECT 1 FROM pg_database WHERE datname = '$role'\"")" != "1" ]; then
     su postgres -c "createdb -p $cluster_port -O $role $role"
