@@ -23,60 +23,25 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from cryptography import x509
 
 from clinic.config import ServerConfig
+from contract.self_check import Finding, exit_status, to_json, to_text
+from contract.self_check import failed as _failed
+from contract.self_check import ok as _ok
+from contract.self_check import warning as _warning
 
 EXPIRY_WARNING = dt.timedelta(days=30)
 SILENT_AFTER_S = 300.0
 MIB = 1024 * 1024
 #: Less free space than this where the database lives fails the check.
 DISK_NEEDED_BYTES = 256 * MIB
-
-
-class State(StrEnum):
-    OK = "ok"
-    WARNING = "warning"
-    FAILED = "failed"
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One check's verdict: what it saw (``detail``) and what to do about it (``advice``)."""
-
-    name: str
-    state: State
-    detail: str
-    advice: str = ""
-
-    def to_json(self) -> dict[str, str]:
-        return {
-            "name": self.name,
-            "state": self.state.value,
-            "detail": self.detail,
-            "advice": self.advice,
-        }
-
-
-def _ok(name: str, detail: str) -> Finding:
-    return Finding(name, State.OK, detail)
-
-
-def _warning(name: str, detail: str, advice: str) -> Finding:
-    return Finding(name, State.WARNING, detail, advice)
-
-
-def _failed(name: str, detail: str, advice: str) -> Finding:
-    return Finding(name, State.FAILED, detail, advice)
 
 
 def _now() -> dt.datetime:
@@ -414,21 +379,6 @@ def run_checks(
     return findings
 
 
-def to_text(findings: Sequence[Finding]) -> str:
-    width = max((len(f.name) for f in findings), default=0)
-    lines = []
-    for f in findings:
-        line = f"{f.state.value:<8} {f.name:<{width}}  {f.detail}"
-        if f.advice:
-            line += f" -> {f.advice}"
-        lines.append(line)
-    counts = {s: sum(1 for f in findings if f.state is s) for s in State}
-    lines.append(
-        f"{counts[State.OK]} ok, {counts[State.WARNING]} warning(s), {counts[State.FAILED]} failed"
-    )
-    return "\n".join(lines)
-
-
 # --- the command ------------------------------------------------------------------------------
 
 
@@ -452,8 +402,5 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
     config = config_from(Path(args.data_dir), {"database": args.database})
     findings = run_checks(config, silent_after_s=args.silent_after)
-    if args.json:
-        print(json.dumps([f.to_json() for f in findings], ensure_ascii=False, indent=2))
-    else:
-        print(to_text(findings))
-    return 1 if any(f.state is State.FAILED for f in findings) else 0
+    print(to_json(findings) if args.json else to_text(findings))
+    return exit_status(findings)

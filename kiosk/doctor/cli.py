@@ -25,8 +25,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def run_doctor(args: argparse.Namespace) -> int:
+    from contract.self_check import exit_status, to_json, to_text
     from kiosk.config import load_config
-    from kiosk.doctor.report import exit_status, to_json, to_text
     from kiosk.doctor.run import run_checks
 
     findings = run_checks(load_config(args.config))

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from kiosk.doctor.report import Finding, failed, ok, warning
+from contract.self_check import Finding, failed, ok, warning
 from kiosk.hw.config import GpioConfig
 from kiosk.ui.config import DisplayConfig, VoiceConfig
 

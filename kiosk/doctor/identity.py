@@ -7,7 +7,7 @@ import stat
 
 from cryptography import x509
 
-from kiosk.doctor.report import Finding, failed, ok, warning
+from contract.self_check import Finding, failed, ok, warning
 from kiosk.server_config import DeviceConfig
 
 EXPIRY_WARNING = dt.timedelta(days=30)

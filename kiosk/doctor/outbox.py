@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from kiosk.doctor.report import Finding, failed, ok, warning
+from contract.self_check import Finding, failed, ok, warning
 from kiosk.outbox.config import OutboxConfig
 from kiosk.outbox.status import STALE_AFTER_S
 

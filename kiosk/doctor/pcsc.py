@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kiosk.doctor.report import Finding, failed, ok, warning
+from contract.self_check import Finding, failed, ok, warning
 
 #: Sony's RC-S380 (PaSoRi): USB ids 054c:06c1 and 054c:06c3. Not a CCID reader: on Linux
 #: pcscd cannot use it.

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from contract.self_check import Finding, failed
 from kiosk.config import KioskConfig
-from kiosk.doctor.report import Finding, failed
 
 
 @dataclass(frozen=True)

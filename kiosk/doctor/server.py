@@ -7,7 +7,7 @@ and for a request signed with that device's key. An unused challenge simply expi
 
 from __future__ import annotations
 
-from kiosk.doctor.report import Finding, failed, ok
+from contract.self_check import Finding, failed, ok
 from kiosk.server_config import DeviceConfig, ServerConfig
 
 ISSUE = "clinic-server device issue NAME --out DIR on the clinic server"

@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from kiosk.doctor.report import Finding, failed, ok, warning
+from contract.self_check import Finding, failed, ok, warning
 
 MIB = 1024 * 1024
 

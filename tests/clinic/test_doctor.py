@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from clinic import doctor
-from clinic.doctor import State
+from contract.self_check import State
 from tests.support.clinic import Clinic
 
 

@@ -13,8 +13,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from contract.self_check import Finding, State, exit_status, to_json, to_text
 from kiosk.doctor import devices, identity, pcsc, system
-from kiosk.doctor.report import Finding, State, exit_status, to_json, to_text
 from kiosk.hw.config import GpioConfig
 from kiosk.server_config import DeviceConfig
 from kiosk.ui.config import DisplayConfig, VoiceConfig

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from contract.self_check import State
 from kiosk.card import apdu
 from kiosk.card.pcsc import PcscContext
 from kiosk.config import KioskConfig, load_config
 from kiosk.doctor import outbox as outbox_check
 from kiosk.doctor import pcsc, server
-from kiosk.doctor.report import State
 from kiosk.outbox.running import hold_uploader_lock, uploader_pid, uploader_running
 from kiosk.sim.card import VirtualJpkiCard
 from kiosk.sim.profile import CardProfile

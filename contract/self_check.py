@@ -1,4 +1,9 @@
-"""What a check found, and how ``kiosk doctor`` prints it (one line each, or JSON)."""
+"""What a self-check found, and how ``kiosk doctor`` and ``clinic-server doctor`` print it.
+
+One line per check (``ok``/``warning``/``failed``, the name, what was seen, and after ``->``
+what to do), or with ``--json`` a list of ``{name, state, detail, advice}``: the same shape
+from both programs, so a maintainer's scripts read either.
+"""
 
 from __future__ import annotations
 
