@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 import tomli_w
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from contract.errors import ConfigError
 from kiosk.cli import main
@@ -188,8 +190,13 @@ def test_every_dumped_setting_is_one_the_kiosk_reads(tmp_path: Path, main_file: 
 def test_kiosk_config_dump_prints_sources_and_never_a_key(
     main_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    secret = "-----BEGIN PRIVATE KEY-----"
-    (main_file.parent / "device.key.pem").write_text(secret + "\nMIIE...\n")
+    key_pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    (main_file.parent / "device.key.pem").write_bytes(key_pem)
+    secret = key_pem.decode("ascii").splitlines()[1]  # the key's first line of material
     site = drop_in(main_file, "50-site.toml", "[gpio]\namber = 5\n")
     assert main(["config", "--config", str(main_file), "--dump"]) == 0
     text = capsys.readouterr().out
