@@ -17,6 +17,9 @@
     outbox-key [--kem mlkem768-x25519|x25519]   the key kiosks seal their logs to
     bench     [--json] [--seconds S] [--kiosks 1,8,32]   (from the testbed, when installed)
 
+``national``, ``purge``, ``record-key`` and ``access-log`` are in :mod:`clinic.records_cli`,
+``outbox-key`` in :mod:`clinic.outbox_key`, ``doctor`` in :mod:`clinic.doctor`.
+
 Passwords come from a prompt (asked twice) or ``--password-file`` (its first line); there is
 never a default password.
 """
@@ -35,7 +38,14 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from clinic.config import DataDir, ServerConfig, config_from, default_data_dir, save_settings
+from clinic.config import (
+    DataDir,
+    ServerConfig,
+    config_from,
+    config_of,
+    default_data_dir,
+    save_settings,
+)
 from clinic.errors import StorageError
 from clinic.pki import CertificateAuthority, cert_pem, key_pem, new_device_key, write_private
 from clinic.times import clinic_time, configure_logging
@@ -88,10 +98,6 @@ def _read_passphrase(path: str | None, prompt: str, *, twice: bool) -> bytes | N
     if twice and first != getpass.getpass(f"{prompt} (again): "):
         raise ConfigError("the two passphrases differ")
     return first.encode("utf-8") or None
-
-
-def _config(args: argparse.Namespace, **overrides: Any) -> ServerConfig:
-    return config_from(Path(args.data_dir), {"database": args.database, **overrides})
 
 
 # --- init -------------------------------------------------------------------------------------
@@ -215,7 +221,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "national_down": True if args.national_down else None,
         "log_level": args.log_level,
     }
-    config = _config(args, **overrides).validated()
+    config = config_of(args, **overrides).validated()
     configure_logging(
         config.log_level, config.timezone, "%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -247,7 +253,7 @@ def _registry(args: argparse.Namespace) -> Any:
     from clinic.devices import DeviceRegistry
     from clinic.server import open_database
 
-    config = _config(args)
+    config = config_of(args)
     if not config.paths.device_ca.is_file():
         raise ConfigError(f"{config.paths.device_ca} is missing: run `clinic-server init`")
     db = open_database(config)
@@ -323,7 +329,7 @@ def cmd_staff(args: argparse.Namespace) -> int:
     from clinic.server import open_database
     from clinic.staff import StaffAccounts
 
-    db = open_database(_config(args))
+    db = open_database(config_of(args))
     try:
         staff = StaffAccounts(db, clock=time.time)
         if args.staff_command == "add":
@@ -341,109 +347,6 @@ def cmd_staff(args: argparse.Namespace) -> int:
     finally:
         db.close()
     return 0
-
-
-# --- national ---------------------------------------------------------------------------------
-
-
-def cmd_national(args: argparse.Namespace) -> int:
-    from clinic.national import simulated as national
-    from clinic.server import open_database
-
-    db = open_database(_config(args))
-    try:
-        if args.national_command == "load":
-            count = national.load_insured(
-                db, national.read_insured_jsonl(Path(args.file)), now=time.time()
-            )
-            print(f"loaded {count} insured-person entries")
-        elif args.national_command == "list":
-            rows = national.list_insured(db)
-            if args.json:
-                print(json.dumps(rows, ensure_ascii=False, indent=1))
-            else:
-                for r in rows:
-                    flag = " REVOKED" if r["revoked"] else ""
-                    print(
-                        f"{r['card_id']:40} validity {r['validity_code']}"
-                        f" records {r['records']} serial {r['serial']}{flag}"
-                    )
-        else:
-            count = national.revoke_insured(
-                db,
-                now=time.time(),
-                card_id=args.card_id,
-                issuer=args.issuer,
-                serial=args.serial,
-            )
-            if count == 0:
-                print("no such certificate in the simulated national system", file=sys.stderr)
-                return 1
-            print(f"revoked {count} certificate(s) in the simulated national system")
-    finally:
-        db.close()
-    return 0
-
-
-def cmd_purge(args: argparse.Namespace) -> int:
-    from clinic.at_rest import purge
-    from clinic.extensions import load_extensions
-    from clinic.server import open_database
-
-    config = _config(args)
-    days = config.retention_days if args.days is None else args.days
-    if days < 0:
-        raise ConfigError("--days is >= 0")
-    db = open_database(config, load_extensions(config.extensions))
-    try:
-        result = purge(db, retention_days=days, now=time.time())
-    finally:
-        db.close()
-    print(f"retention {days:g} days: {result}")
-    return 0
-
-
-def cmd_record_key(args: argparse.Namespace) -> int:
-    from clinic.at_rest import RecordCipher
-
-    path = _config(args).record_key_path
-    made = RecordCipher.create(path)
-    RecordCipher.load(path)  # readable, private, well-formed
-    verb = "made" if made else "kept"
-    print(f"{verb} the record key {path} (back it up apart from the database)")
-    return 0
-
-
-def cmd_access_log(args: argparse.Namespace) -> int:
-    from clinic.access_log import AccessLog, Seal
-    from clinic.server import open_database
-
-    config = _config(args)
-    paths = config.paths
-    try:
-        seal = Seal.load(paths.access_log_key, paths.access_log_anchor)
-    except ConfigError as exc:
-        print(f"access log NOT VERIFIED: {exc}", file=sys.stderr)
-        return 1
-    db = open_database(config)
-    try:
-        check = AccessLog(db, clock=time.time, seal=seal).check_chain()
-    finally:
-        db.close()
-    if check.intact:
-        print(f"access log intact: {check.entries} entries, chain and anchors agree")
-        if check.unanchored:
-            print(
-                f"note: the {check.unanchored} newest entries are not anchored in"
-                f" {paths.access_log_anchor} (the server stopped before anchoring them, or"
-                " anchor lines were removed): compare the newest entry with the last"
-                " 'access log head' line in the server's log",
-                file=sys.stderr,
-            )
-        return 0
-    where = f" from entry {check.first_broken_id}" if check.first_broken_id is not None else ""
-    print(f"access log ALTERED{where}: {check.problem}", file=sys.stderr)
-    return 1
 
 
 # --- the parser -------------------------------------------------------------------------------
@@ -626,51 +529,9 @@ def build_parser() -> argparse.ArgumentParser:
     staff_commands.add_parser("list", help="the accounts and their roles")
     staff.set_defaults(func=cmd_staff)
 
-    national = commands.add_parser("national", help="the simulated national system's data")
-    national_commands = national.add_subparsers(dest="national_command", required=True)
-    load = national_commands.add_parser(
-        "load", help="load insured.jsonl, as kiosk sim population writes it"
-    )
-    load.add_argument("file", help="the insured.jsonl file")
-    nlist = national_commands.add_parser("list", help="the insured people it knows")
-    nlist.add_argument("--json", action="store_true", help="as JSON")
-    nrevoke = national_commands.add_parser(
-        "revoke", help="the national side revokes a card's certificate"
-    )
-    nrevoke.add_argument("--card-id", default=None, metavar="ID", help="the card's id")
-    nrevoke.add_argument(
-        "--issuer", default=None, metavar="DN", help="the certificate's issuer (RFC 4514)"
-    )
-    nrevoke.add_argument(
-        "--serial", type=int, default=None, metavar="N", help="the certificate's serial number"
-    )
-    national.set_defaults(func=cmd_national)
+    from clinic import doctor, outbox_key, records_cli
 
-    purge_command = commands.add_parser(
-        "purge", help="reduce records older than the retention period to their summary"
-    )
-    purge_command.add_argument(
-        "--days",
-        type=float,
-        default=None,
-        help="the retention period in days (default: retention_days in clinic.toml, 90)",
-    )
-    purge_command.set_defaults(func=cmd_purge)
-
-    record_key = commands.add_parser(
-        "record-key", help="the key of the personal fields in the database (made once, kept)"
-    )
-    record_key.set_defaults(func=cmd_record_key)
-
-    access = commands.add_parser("access-log", help="the record access log")
-    access_commands = access.add_subparsers(dest="access_command", required=True)
-    access_commands.add_parser(
-        "verify", help="check the log's keyed chain and its anchors (exit 1 when they disagree)"
-    )
-    access.set_defaults(func=cmd_access_log)
-
-    from clinic import doctor, outbox_key
-
+    records_cli.add_parsers(commands)
     outbox_key.add_parser(commands)
     doctor.add_parser(commands)
 

@@ -263,3 +263,9 @@ def config_from(data_dir: Path, overrides: dict[str, Any]) -> ServerConfig:
         return replace(ServerConfig(data_dir=data_dir), **merged)
     except TypeError as exc:
         raise ConfigError(str(exc)) from exc
+
+
+def config_of(args: Any, **overrides: Any) -> ServerConfig:
+    """The settings a ``clinic-server`` command runs with: its ``--data-dir`` and
+    ``--database`` flags over the settings file, and any further flags in ``overrides``."""
+    return config_from(Path(args.data_dir), {"database": args.database, **overrides})

@@ -398,9 +398,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from clinic.config import config_from
+    from clinic.config import config_of
 
-    config = config_from(Path(args.data_dir), {"database": args.database})
+    config = config_of(args)
     findings = run_checks(config, silent_after_s=args.silent_after)
     print(to_json(findings) if args.json else to_text(findings))
     return exit_status(findings)
