@@ -129,6 +129,14 @@ class _HeadWatch:
         if self.timer is None:
             self.timer = self.loop.call_later(self.timeout_s, expired)
 
+    def received(self, count: int, expired: Callable[[], None]) -> None:
+        """``count`` more bytes of a head: the deadline runs, and a head over the limit is
+        refused with 431."""
+        self.start(expired)
+        self.bytes += count
+        if self.bytes > self.limit:
+            self.refuse(_TOO_LARGE)
+
     def stop(self) -> None:
         self.bytes = 0
         if self.timer is not None:
@@ -209,10 +217,7 @@ class TlsHttpToolsProtocol(HttpToolsProtocol):
             if self.cycle is not None:
                 watch.stop()
         else:
-            watch.start(self._head_expired)
-            watch.bytes += len(data)
-            if watch.bytes > watch.limit:
-                watch.refuse(_TOO_LARGE)
+            watch.received(len(data), self._head_expired)
 
     def _head_expired(self) -> None:
         self._head.timer = None
@@ -249,10 +254,7 @@ class TlsH11Protocol(H11Protocol):
         if self.transport.is_closing() or not self._waiting_for_head():
             watch.stop()
         else:
-            watch.start(self._head_expired)
-            watch.bytes += len(data)
-            if watch.bytes > watch.limit:
-                watch.refuse(_TOO_LARGE)
+            watch.received(len(data), self._head_expired)
 
     def _head_expired(self) -> None:
         self._head.timer = None
