@@ -153,6 +153,8 @@ def unpack(data: bytes) -> tuple[Manifest, dict[str, bytes]]:
                     raise BundleError(f"member {name} is cut short: the bundle is truncated")
                 contents[name] = body
     except tarfile.TarError as exc:
+        if any(word in str(exc) for word in ("truncated", "unexpected end", "empty file")):
+            raise BundleError(f"the bundle is truncated ({exc})") from None
         raise BundleError(f"not a readable uncompressed tar file ({exc})") from None
     except EOFError:
         raise BundleError("the bundle is truncated") from None

@@ -147,7 +147,8 @@ def check_files(bundle: Bundle, folder: Path, now: dt.datetime | None = None) ->
     try:
         config = load_config(folder / KIOSK_CONFIG)
     except ConfigError as exc:
-        raise BundleError(f"{KIOSK_CONFIG}: {exc}") from None
+        text = str(exc).replace(f"{folder}/", "").replace(f"{folder.resolve()}/", "")
+        raise BundleError(f"{KIOSK_CONFIG}: {text}") from None
     expected = {
         "[device] certificate": (config.device.certificate, DEVICE_CERTIFICATE),
         "[device] key": (config.device.key, DEVICE_KEY),
