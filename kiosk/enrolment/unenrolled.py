@@ -20,6 +20,7 @@ import itertools
 import logging
 import signal
 import threading
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -39,7 +40,7 @@ from kiosk.ui.fonts import Fonts
 from kiosk.ui.layouts import Layout
 from kiosk.ui.render import Frame, draw
 from kiosk.ui.theme import Tone
-from kiosk.ui.view import Icon, Para, ParaStyle, Raw, View
+from kiosk.ui.view import Para, ParaStyle, Raw, View
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +64,9 @@ MAINTAINER_PATTERNS: dict[Reason, MaintainerPattern] = {
     Reason.BROKEN: MaintainerPattern(Lamp.RED, Lamp.AMBER, 0.25),
 }
 
-#: Longest reason shown on screen; the whole of it is in the journal.
-MAX_DETAIL_CHARS = 160
+#: Longest reason shown on screen, in columns (a full-width character takes two); the whole
+#: of it is in the journal.
+MAX_DETAIL_COLUMNS = 120
 
 _TITLE = {
     Reason.MISSING: "未登録の端末です · This unit is not enrolled",
@@ -73,38 +75,51 @@ _TITLE = {
 _WHAT = {
     Reason.MISSING: (
         "この端末には登録データ（バンドル）がありません。",
-        "This unit has no enrolment bundle, so it cannot check insurance.",
+        "This unit has no enrolment bundle.",
     ),
     Reason.BROKEN: (
-        "登録データ（バンドル）を確認できなかったため、使用できません。",
-        "The enrolment bundle on the SD card did not pass its checks.",
+        "SDカードの登録データ（バンドル）が確認できません。",
+        "The enrolment bundle did not pass its checks.",
     ),
 }
 _TODO = (
-    "保守担当者へ：clinic-server device issue 名前 --bundle ファイル で作り、"
-    "provisioning/enrol でSDカードに入れて再起動してください（hardware.md）。",
-    "Maintainer: make a bundle with `clinic-server device issue NAME --bundle FILE`, put it "
-    "on the SD card with `provisioning/enrol`, restart (hardware.md, Enrolling a unit).",
+    "保守担当者へ：device issue --bundle で作り、provisioning/enrol で入れて再起動（hardware.md）",
+    "Maintainer: clinic-server device issue NAME --bundle FILE, then provisioning/enrol, "
+    "restart (hardware.md)",
 )
-_PATIENTS = "患者さまへ：受付にお声がけください。 Patients: please ask at the desk."
+_PATIENTS = "受付にお声がけください · Please ask at the desk"
+
+
+def _columns(char: str) -> int:
+    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+
+
+def shortened(detail: str, columns: int = MAX_DETAIL_COLUMNS) -> str:
+    """``detail`` on one line, cut to ``columns`` with an ellipsis when longer."""
+    text = " ".join(detail.split())
+    if sum(map(_columns, text)) <= columns:
+        return text
+    used, kept = 1, []
+    for char in text:
+        used += _columns(char)
+        if used > columns:
+            break
+        kept.append(char)
+    return "".join(kept) + "…"
 
 
 def unenrolled_view(reason: Reason, detail: str | None = None) -> View:
     """The maintainer's screen: what is wrong and what to do, in Japanese and English."""
-    ja, en = _WHAT[reason]
-    body = [Para(Raw(ja), ParaStyle.LEAD), Para(Raw(en), ParaStyle.STRONG)]
-    if reason is Reason.BROKEN and detail:
-        text = " ".join(detail.split())
-        if len(text) > MAX_DETAIL_CHARS:
-            text = text[: MAX_DETAIL_CHARS - 1] + "…"
-        body.append(Para(Raw(f"理由 / Reason: {text}"), ParaStyle.ALERT))
+    if reason is Reason.BROKEN and detail:  # the title says what; the reason says why
+        body = [Para(Raw(f"理由 / Reason: {shortened(detail)}"), ParaStyle.ALERT)]
+    else:
+        body = [Para(Raw(line), ParaStyle.STRONG) for line in _WHAT[reason]]
     body += [Para(Raw(_TODO[0]), ParaStyle.NOTE), Para(Raw(_TODO[1])), Para(Raw(_PATIENTS))]
     return View(
         ScreenId.STAFF_MODE,
         tone=Tone.ERROR if reason is Reason.BROKEN else Tone.STAFF_MODE,
         title=Raw(_TITLE[reason]),
         body=tuple(body),
-        icon=Icon.WARNING,
     )
 
 
@@ -131,6 +146,7 @@ class MaintainerLights:
             active_high=gpio.leds_active_high,
             initial_value=False,
             pin_factory=pin_factory,
+            _order=tuple(lamp.value for lamp in Lamp),  # the values below are in this order
         )
         self._lamps = list(Lamp)
 
