@@ -191,6 +191,9 @@ def prepare_bundle(config: ServerConfig, args: argparse.Namespace) -> dict[str, 
         )
     if not url.startswith("https://"):
         raise ConfigError(f"--server-url must be an https:// URL, not {url!r}")
+    bundle = Path(args.bundle)
+    if bundle.is_dir() or not (bundle.parent.is_dir() and os.access(bundle.parent, os.W_OK)):
+        raise ConfigError(f"--bundle {bundle}: not a file in a folder this user can write to")
     pins = {name: getattr(args, f"gpio_{name}") for name in GPIO_PINS}
     if len(set(pins.values())) != len(pins):
         raise ConfigError(f"two GPIO options name the same pin: {pins}")
@@ -219,16 +222,22 @@ def write_bundle(
     now = now or dt.datetime.now(dt.UTC).replace(microsecond=0)
     files = {**prepared, DEVICE_CERTIFICATE: certificate_pem, DEVICE_KEY: key_pem}
     data = pack(manifest_for(device, now, files), files)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp: str | None = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as out:  # mkstemp makes it 0600
             out.write(data)
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise ConfigError(
+                f"cannot write the bundle {path}: {exc.strerror or exc}; the certificate of "
+                f"{device} is issued: revoke it (`device revoke {device}`) or issue again"
+            ) from None
         raise
     dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
     try:
