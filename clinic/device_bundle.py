@@ -50,7 +50,7 @@ def add_bundle_arguments(issue: argparse.ArgumentParser) -> None:
         "--bundle",
         default=None,
         metavar="FILE",
-        help="write the unit's enrolment bundle (a tar file, mode 0600) for `kiosk enrol` "
+        help="write the unit's enrolment bundle (a tar file, mode 0600) for kiosk enrol "
         "or provisioning/enrol",
     )
     issue.add_argument(

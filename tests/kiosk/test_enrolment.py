@@ -308,3 +308,17 @@ def test_an_unknown_owner_or_group_changes_nothing(tmp_path, good, capsys):
     assert "--owner no-such-user-x: no such user" in err
     assert "--group no-such-group-x: no such group" in err
     assert not into.exists()
+
+
+def test_the_bundle_config_has_every_setting_of_the_example(good):
+    """The kiosk.toml the server writes and examples/kiosk.toml do not drift apart."""
+    import tomllib
+
+    example = tomllib.loads(
+        (Path(__file__).parents[2] / "examples" / "kiosk.toml").read_text(encoding="utf-8")
+    )
+    issued = tomllib.loads(members(good)["kiosk.toml"].decode("utf-8"))
+    for section, settings in example.items():
+        assert section in issued, section
+        assert set(settings) <= set(issued[section]), section
+    assert set(issued) == set(example)
