@@ -16,13 +16,13 @@ or the bundle on the boot partition did not pass ``kiosk enrol`` (``broken``). I
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import signal
 import threading
 import unicodedata
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from types import FrameType
@@ -177,7 +177,7 @@ def open_lights(gpio: GpioConfig, reason: Reason) -> MaintainerLights | None:
     return lights
 
 
-@contextmanager
+@contextlib.contextmanager
 def _open_window(layout: Layout, *, fullscreen: bool) -> Iterator[pygame.Surface]:
     pygame.display.init()
     try:
@@ -228,13 +228,19 @@ def show_until_stopped(
     )
     lights = open_lights(gpio, reason)
     try:
-        with _open_window(layout, fullscreen=fullscreen) as window, _signals_set(stop):
-            frame = draw_unenrolled(reason, detail, layout, Fonts())
-            present(window, frame.surface)
+        with _signals_set(stop), contextlib.ExitStack() as screen:
+            try:
+                window = screen.enter_context(_open_window(layout, fullscreen=fullscreen))
+                present(window, draw_unenrolled(reason, detail, layout, Fonts()).surface)
+            except (pygame.error, ConfigError) as exc:  # the lights still say it
+                log.error("the screen cannot show the enrolment message: %s", exc)
+                screen.close()
+                window = None
             notifier.ready(f"not enrolled: {reason.value}")
             interval = min(watchdog.max_block_s or 1.0, 1.0)
             while not stop.wait(interval):
-                pygame.event.pump()  # keeps the video back-end's queue empty
+                if window is not None:
+                    pygame.event.pump()  # keeps the video back-end's queue empty
                 watchdog.progress()
             notifier.stopping("stopping")
     finally:
@@ -242,7 +248,7 @@ def show_until_stopped(
             lights.close()
 
 
-@contextmanager
+@contextlib.contextmanager
 def _signals_set(stop: threading.Event) -> Iterator[None]:
     def handle(signum: int, frame: FrameType | None) -> None:
         stop.set()
