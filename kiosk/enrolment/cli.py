@@ -4,7 +4,7 @@
 
     kiosk enrol BUNDLE --into DIR [--again] [--owner USER --group GROUP]
     kiosk enrol --check BUNDLE
-    kiosk unenrolled --reason missing|broken [--detail TEXT] [--layout L] [--windowed]
+    kiosk unenrolled --reason missing|broken [--detail TEXT...] [--layout L] [--windowed]
                      [--gpio-backend lgpio|mock|auto] [--green N --amber N --red N --blue N]
 
 ``kiosk enrol`` prints one line and exits with:
@@ -59,7 +59,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "unenrolled", help="the maintainer's screen and lights of a unit with no identity"
     )
     unenrolled.add_argument("--reason", choices=("missing", "broken"), required=True)
-    unenrolled.add_argument("--detail", default=None, help="why the bundle is broken")
+    unenrolled.add_argument(
+        "--detail",
+        nargs="*",
+        default=None,
+        metavar="TEXT",
+        help="why the bundle is broken (several words are joined: a unit file may split it)",
+    )
     unenrolled.add_argument("--layout", choices=("landscape", "portrait"), default="landscape")
     unenrolled.add_argument(
         "--windowed", action="store_true", help="a window instead of the full screen"
@@ -112,7 +118,7 @@ def run_enrol(args: argparse.Namespace) -> int:
             ownership=Ownership.named(args.owner, args.group),
         )
     except BundleError as exc:
-        _say(f"{args.bundle}: {exc}")
+        _say(str(exc))  # one line: the first boot shows it on the screen
         return EXIT_BROKEN
     except AlreadyEnrolled as exc:
         _say(str(exc))
@@ -144,7 +150,7 @@ def run_unenrolled(args: argparse.Namespace) -> int:
     )
     show_until_stopped(
         Reason(args.reason),
-        args.detail,
+        " ".join(args.detail) if args.detail else None,
         layout_named(args.layout),
         gpio,
         fullscreen=not args.windowed,

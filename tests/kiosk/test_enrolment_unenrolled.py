@@ -138,7 +138,8 @@ def run_under_notify(tmp_path: Path, *options: str, video: str = "dummy") -> str
             "SDL_AUDIODRIVER": "dummy",
         }
         command = [sys.executable, "-m", "kiosk", "unenrolled", "--reason", "broken"]
-        command += ["--detail", DETAIL, "--windowed", *options]
+        # the reason split into words, as systemd splits an unquoted ${DETAIL}
+        command += ["--detail", *DETAIL.split(" "), "--windowed", *options]
         process = subprocess.Popen(
             command, env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True
         )
