@@ -3,7 +3,8 @@
 The files are written into a staging folder beside the target (same file system), checked
 there (:func:`kiosk.enrolment.checks.check_files`), given their owners and modes, synced, and
 the staging folder then takes the target's name in one ``rename``. A unit that loses power at
-any moment has either its old identity or the new one, never half of each.
+any moment has either its old identity or the new one, never half of each; a staging folder
+such a cut leaves behind is removed by the next enrolment.
 
 Owners and modes (``--owner USER --group GROUP``; the image uses ``onshi-kiosk`` for both)::
 
@@ -153,6 +154,7 @@ def install(
     if target.exists() and not target.is_dir():
         raise EnrolmentError(f"{target} is not a folder")
     parent = target.parent
+    _remove_leftovers(target)
     try:
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.enrol-", dir=parent))
     except OSError as exc:
@@ -169,6 +171,14 @@ def install(
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # gone already when the swap succeeded
     return Installed(checked, target, backup)
+
+
+def _remove_leftovers(target: Path) -> None:
+    """Staging folders an interrupted enrolment left beside ``target`` (a power cut, SIGKILL):
+    they may hold a copy of a private key."""
+    for leftover in target.parent.glob(f".{target.name}.enrol-*"):
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover, ignore_errors=True)
 
 
 def _swap_in(staging: Path, target: Path, present: bool, now: dt.datetime) -> Path | None:

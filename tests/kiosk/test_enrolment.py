@@ -322,3 +322,11 @@ def test_the_bundle_config_has_every_setting_of_the_example(good):
         assert section in issued, section
         assert set(settings) <= set(issued[section]), section
     assert set(issued) == set(example)
+
+
+def test_a_staging_folder_left_by_an_interrupted_enrolment_is_removed(tmp_path, good):
+    leftover = tmp_path / ".identity.enrol-k3j2h1"
+    leftover.mkdir()
+    (leftover / "device.key.pem").write_bytes(members(good)["device.key.pem"])
+    assert enrol(tmp_path, good, "--into", str(tmp_path / "identity")) == 0
+    assert sorted(os.listdir(tmp_path)) == ["bundle.tar", "identity"]
