@@ -39,7 +39,7 @@ from contract.device_bundle import (
     unpack,
 )
 from contract.device_signing import DeviceIdentity
-from contract.errors import ConfigError
+from contract.errors import ConfigError, DeviceAuthError
 from contract.sealing import OutboxPublicKey
 from kiosk.config import KioskConfig, load_config
 
@@ -93,10 +93,12 @@ def write_members(folder: Path, members: dict[str, bytes]) -> None:
 
 def _device_certificate(identity: DeviceIdentity, device: str, now: dt.datetime) -> dt.datetime:
     cert = identity.certificate
-    if identity.device_id != device:
-        raise BundleError(
-            f"{DEVICE_CERTIFICATE} is for {identity.device_id!r}, the manifest names {device!r}"
-        )
+    try:
+        named = identity.device_id
+    except DeviceAuthError as exc:
+        raise BundleError(f"{DEVICE_CERTIFICATE}: {exc}") from None
+    if named != device:
+        raise BundleError(f"{DEVICE_CERTIFICATE} is for {named!r}, the manifest names {device!r}")
     try:
         basic = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
         usage = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value

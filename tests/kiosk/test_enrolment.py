@@ -330,3 +330,29 @@ def test_a_staging_folder_left_by_an_interrupted_enrolment_is_removed(tmp_path, 
     (leftover / "device.key.pem").write_bytes(members(good)["device.key.pem"])
     assert enrol(tmp_path, good, "--into", str(tmp_path / "identity")) == 0
     assert sorted(os.listdir(tmp_path)) == ["bundle.tar", "identity"]
+
+
+def test_a_certificate_without_a_device_name_is_refused(tmp_path, good, capsys, clinic_data):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    ca = _device_ca(clinic_data)
+    key = new_device_key()
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([]))
+        .issuer_name(ca.certificate.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(ca.key, hashes.SHA256())
+    )
+    bundle = rebuilt(good, device_pem=cert_pem(cert), device_key_pem=key_pem(key))
+    assert "device.pem: device certificate has no single common name" in refused(
+        tmp_path, capsys, bundle
+    )
