@@ -82,7 +82,7 @@ _WHAT = {
         "The enrolment bundle did not pass its checks.",
     ),
 }
-_TODO = (
+_NEXT_STEPS = (
     "保守担当者へ：device issue --bundle で作り、provisioning/enrol で入れて再起動（hardware.md）",
     "Maintainer: clinic-server device issue NAME --bundle FILE, then provisioning/enrol, "
     "restart (hardware.md)",
@@ -114,7 +114,11 @@ def unenrolled_view(reason: Reason, detail: str | None = None) -> View:
         body = [Para(Raw(f"理由 / Reason: {shortened(detail)}"), ParaStyle.ALERT)]
     else:
         body = [Para(Raw(line), ParaStyle.STRONG) for line in _WHAT[reason]]
-    body += [Para(Raw(_TODO[0]), ParaStyle.NOTE), Para(Raw(_TODO[1])), Para(Raw(_PATIENTS))]
+    body += [
+        Para(Raw(_NEXT_STEPS[0]), ParaStyle.NOTE),
+        Para(Raw(_NEXT_STEPS[1])),
+        Para(Raw(_PATIENTS)),
+    ]
     return View(
         ScreenId.STAFF_MODE,
         tone=Tone.ERROR if reason is Reason.BROKEN else Tone.STAFF_MODE,
