@@ -7,7 +7,8 @@
     init      first run: the TLS CA and server certificate, the device CA, the record key,
               the settings and the first (administrator) staff account
     serve     run the kiosk API and the staff dashboard
-    device    issue NAME [--out DIR] [--ca-key PEM] [--ca-passphrase-file F] | revoke NAME
+    device    issue NAME [--out DIR] [--bundle FILE ...] [--ca-key PEM] [--ca-passphrase-file F]
+              | revoke NAME
               | list [--json]
     purge     [--days N]   reduce records older than the retention period to their summary
     record-key             make the record key if it is missing; where it is
@@ -293,16 +294,30 @@ def cmd_device(args: argparse.Namespace) -> int:
     config, db, registry = _registry(args)
     try:
         if args.device_command == "issue":
+            from clinic import device_bundle
+
+            prepared = device_bundle.prepare_bundle(config, args) if args.bundle else None
             ca = _device_ca(config, args)
             issued = registry.issue(ca, args.name)
-            out = Path(args.out)
-            out.mkdir(parents=True, exist_ok=True)
-            cert_path, key_path = out / f"{args.name}.pem", out / f"{args.name}.key.pem"
-            write_private(key_path, issued.key_pem)
-            cert_path.write_bytes(cert_pem(issued.certificate))
-            ca_copy = out / "clinic-server-ca.pem"
-            ca_copy.write_bytes(config.paths.server_ca.read_bytes())
-            print(f"device {args.name}: {cert_path}, {key_path} (0600); server CA: {ca_copy}")
+            if prepared is not None:
+                bundle = Path(args.bundle)
+                device_bundle.write_bundle(
+                    bundle,
+                    args.name,
+                    prepared,
+                    certificate_pem=cert_pem(issued.certificate),
+                    key_pem=issued.key_pem,
+                )
+                print(f"device {args.name}: enrolment bundle {bundle} (0600)")
+            if args.out is not None or prepared is None:
+                out = Path(args.out or ".")
+                out.mkdir(parents=True, exist_ok=True)
+                cert_path, key_path = out / f"{args.name}.pem", out / f"{args.name}.key.pem"
+                write_private(key_path, issued.key_pem)
+                cert_path.write_bytes(cert_pem(issued.certificate))
+                ca_copy = out / "clinic-server-ca.pem"
+                ca_copy.write_bytes(config.paths.server_ca.read_bytes())
+                print(f"device {args.name}: {cert_path}, {key_path} (0600); server CA: {ca_copy}")
         elif args.device_command == "revoke":
             count = registry.revoke(args.name)
             if count == 0:
@@ -353,6 +368,8 @@ def cmd_staff(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from clinic import device_bundle
+
     parser = argparse.ArgumentParser(
         prog="clinic-server", description="Set up, run and manage the clinic server."
     )
@@ -483,9 +500,10 @@ def build_parser() -> argparse.ArgumentParser:
     issue.add_argument("name", help="the kiosk's name: letters, digits, - and _")
     issue.add_argument(
         "--out",
-        default=".",
+        default=None,
         metavar="DIR",
-        help="where NAME.pem, NAME.key.pem and the server CA go (default: here)",
+        help="where NAME.pem, NAME.key.pem and the server CA go (default: here, unless "
+        "--bundle is given)",
     )
     issue.add_argument(
         "--ca-key",
@@ -499,6 +517,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="the CA key's passphrase (first line); on a terminal it is asked for",
     )
+    device_bundle.add_bundle_arguments(issue)
     revoke = device_commands.add_parser("revoke", help="refuse a kiosk from now on")
     revoke.add_argument("name", help="the kiosk's name")
     listing = device_commands.add_parser("list", help="the kiosks, their state and last contact")

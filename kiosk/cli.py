@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     from kiosk.bench import cli as bench_cli
     from kiosk.card import cli as card_cli
     from kiosk.doctor import cli as doctor_cli
+    from kiosk.enrolment import cli as enrolment_cli
     from kiosk.hw import cli as hw_cli
     from kiosk.outbox import cli as outbox_cli
     from kiosk.sim import cli as sim_cli
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     ui_cli.add_parser(commands)
     doctor_cli.add_parser(commands)
     config_cli.add_parser(commands)
+    enrolment_cli.add_parser(commands)
     run = commands.add_parser("run", help="the kiosk appliance: fullscreen touch UI (systemd)")
     run.add_argument(
         "--config",

@@ -133,13 +133,15 @@ class _Painter:
         fonts: Fonts,
         catalogs: Mapping[Language, Catalog],
         surface: pygame.Surface,
+        *,
+        view: View | None = None,
     ) -> None:
         self.screen = screen
         self.layout = layout
         self.fonts = fonts
         self.catalogs = catalogs
         self.language = screen.language
-        self.view = describe(screen)
+        self.view = view or describe(screen)
         self.palette: Palette = theme.PALETTES[self.view.tone]
         self.frame = Frame(screen, layout, self.view, surface)
         self.surface = surface
@@ -573,12 +575,20 @@ def draw(
     fonts: Fonts,
     catalogs: Mapping[Language, Catalog] | None = None,
     surface: pygame.Surface | None = None,
+    *,
+    view: View | None = None,
 ) -> Frame:
-    """Paint ``screen`` for ``layout`` onto ``surface`` (a new one if None)."""
+    """Paint ``screen`` for ``layout`` onto ``surface`` (a new one if None).
+
+    ``view`` replaces the screen's own description (:func:`~kiosk.ui.view.describe`): for a
+    screen outside the patient flow, such as the unenrolled unit's (``kiosk.enrolment``).
+    """
     target = surface if surface is not None else pygame.Surface(layout.size)
     if target.get_size() != layout.size:
         raise ValueError(f"surface is {target.get_size()}, the layout needs {layout.size}")
-    return _Painter(screen, layout, fonts, catalogs or default_catalogs(), target).paint()
+    return _Painter(
+        screen, layout, fonts, catalogs or default_catalogs(), target, view=view
+    ).paint()
 
 
 def render(
