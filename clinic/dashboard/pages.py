@@ -19,6 +19,7 @@ from starlette.routing import Route
 from clinic import i18n
 from clinic.button import ButtonConfirmation
 from clinic.dashboard.login import Sessions
+from clinic.dashboard.outage import detail_extras, manual_of
 from clinic.dashboard.site import DAY, VERIFICATION_ID, Site, local_path
 from clinic.devices import DeviceHealth, judge_health
 from clinic.ingest import KioskOutbox
@@ -43,6 +44,7 @@ class Pages:
         if not DAY.match(day):
             day = site.today()
         verifications = await self.context.run(self.context.service.of_day, day)
+        manual = await self.context.run(manual_of(self.context).of_day, day)
         lang = site.lang(request)
         labels = {
             "results": {k: i18n.pick(v, lang) for k, v in i18n.RESULT_LABELS.items()},
@@ -61,6 +63,8 @@ class Pages:
             is_today=day == site.today(),
             rows=[site.row(v, lang) for v in verifications],
             labels_json=json.dumps(labels, ensure_ascii=False),
+            manual=manual,
+            rechecks=sum(m.recheck_state == "waiting" for m in manual.values()),
         )
 
     async def detail(self, request: Request, session: StaffSession) -> Response:
@@ -84,6 +88,7 @@ class Pages:
         confirmation = (
             await self.context.run(button.confirmation_of, v.id) if button is not None else None
         )
+        extras = await self.context.run(detail_extras, self.context, v, lang)
         return site.render(
             request,
             "detail.html",
@@ -109,6 +114,7 @@ class Pages:
                 }
                 for e in views
             ],
+            **extras,
         )
 
     async def queue(self, request: Request, session: StaffSession) -> Response:
