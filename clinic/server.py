@@ -373,6 +373,7 @@ class ClinicServer:
             self.context.events.close()
             self._sockets.kiosk.close()
             self._sockets.staff.close()
+            await loop.run_in_executor(None, _last_receipt_files, self.context)
             await loop.run_in_executor(None, self.context.close)
 
     async def _announce_started(self) -> None:
@@ -443,6 +444,16 @@ async def _receipt_files_loop(context: ClinicContext) -> None:
         except Exception:
             log.exception("writing result files failed")
         await asyncio.sleep(POLL_S)
+
+
+def _last_receipt_files(context: ClinicContext) -> None:
+    """On stop: write the result files still due, so a stop does not delay them."""
+    receipts = context.extras.get("receipt_files")
+    if isinstance(receipts, ReceiptQueue) and receipts.settings.enabled:
+        try:
+            receipts.drain()
+        except Exception:
+            log.exception("writing result files on stop failed")
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
