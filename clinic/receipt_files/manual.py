@@ -121,9 +121,9 @@ class ManualConfirmations:
         return found
 
     def _load(self, row: dict[str, Any]) -> ManualConfirmation:
-        plain = open_optional(
+        plain = open_optional(  # '' = reduced by the retention purge (clinic.at_rest)
             self._cipher,
-            row["details"],
+            row["details"] or None,
             aad("manual_confirmations", "details", row["verification_id"]),
         )
         return ManualConfirmation(

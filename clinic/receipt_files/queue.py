@@ -124,7 +124,9 @@ class ReceiptQueue:
         assert folder is not None
         assert code is not None
         v = self._service.get(row["verification_id"])
-        if v is None or v.validity_code is None:
+        if v is None or v.validity_code is None or (v.records is None and v.validity_code != 4):
+            # reduced by the retention purge before its folder came back
+            log.warning("result file %s dropped: its record is no longer held", row["file_name"])
             self._fail(row, "gone", "the verification or its record is no longer held")
             return True
         check = CompletedCheck(
