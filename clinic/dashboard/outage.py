@@ -29,9 +29,8 @@ from clinic.receipt_files.manual import (
     ManualConfirmations,
 )
 from clinic.staff import StaffSession
+from contract.certificate_expiry import in_window
 
-#: the certificate notice shows from this long before the expiry until this long after
-EXPIRY_WINDOW_S = 92 * 86400
 RENEW_JA = "更新はお住まいの市区町村の窓口で（マイナンバーカードの電子証明書の更新）。"
 RENEW_EN = "Renewal at the patient's municipal office (the card's electronic certificates)."
 
@@ -45,7 +44,7 @@ def manual_of(context: ClinicContext) -> ManualConfirmations:
 def expiry_notice(v: Verification, now: float, tz: Any, lang: Lang) -> str | None:
     """When the user certificate expires (or expired) and where to renew, from three
     months before until three months after the expiry."""
-    if v.cert_not_after is None or abs(v.cert_not_after - now) > EXPIRY_WINDOW_S:
+    if v.cert_not_after is None or not in_window(v.cert_not_after, now):
         return None
     day = dt.datetime.fromtimestamp(v.cert_not_after, tz).strftime("%Y-%m-%d")
     days = int((v.cert_not_after - now) // 86400)

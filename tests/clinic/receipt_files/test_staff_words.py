@@ -4,6 +4,7 @@ and in the Japanese CSV; the certificate's expiry notice on the detail page."""
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import re
 
@@ -45,6 +46,13 @@ def test_the_certificate_expiry_is_on_the_detail_page_within_three_months(
 ) -> None:
     kiosk = receipt_clinic.kiosk("kiosk-expiry")
     result = kiosk.check(receipt_clinic.card("expired-in-grace"), "pin")
+    v = receipt_clinic.context.service.get(result.verification_id)
+    assert v is not None
+    assert v.cert_not_after is not None
+    # the kiosk's answer carries the date for its result screen
+    expected = dt.datetime.fromtimestamp(v.cert_not_after, receipt_clinic.context.service.tz)
+    assert result.certificate_expires == expected.date().isoformat()
+    assert kiosk.check(receipt_clinic.card("valid-employee"), "pin").certificate_expires is None
     html = receipt_staff.get(f"/verifications/{result.verification_id}").text
     notice = re.search(r'id="expiry-notice">\s*<h2>[^<]*</h2>\s*<p>([^<]*)</p>', html)
     assert notice, "the expiry notice"
