@@ -211,6 +211,7 @@ ACTION_LABELS: dict[str, tuple[str, str]] = {
     "export.json": ("JSON出力", "exported JSON"),
     "button.revoke": ("ボタン確認を取消", "revoked a button confirmation"),
     "alarm.clear": ("警報を確認", "acknowledged an alarm"),
+    "manual.record": ("手動確認を記録", "recorded a manual confirmation"),
 }
 
 FIELD_LABELS: dict[str, tuple[str, str]] = {

@@ -42,9 +42,9 @@ class Export:
             return self.site.error_page(request, session, 404, "error.not_found")
         verifications = await self.context.run(self.context.service.of_day, day)
         verifications.sort(key=lambda v: (v.created_at, v.id))
-        manual = await self.context.run(manual_of(self.context).of_day, day)
         japanese = kind == "csv" and request.query_params.get("headers") == "ja"
-        viewed = [v.id for v in verifications if v.records]
+        manual = await self.context.run(manual_of(self.context).of_day, day)
+        viewed = [v.id for v in verifications if v.records or v.id in manual]
         if viewed:
             await self.context.run(
                 self.context.access_log.record,

@@ -99,6 +99,9 @@ class Outage:
             return self.site.render(
                 request, "error.html", session, 400, message_key="manual.invalid", detail=str(exc)
             )
+        await self.context.run(
+            self.context.access_log.record, session.username, "manual.record", [verification_id]
+        )
         return RedirectResponse(f"/verifications/{verification_id}", 303)
 
     async def recheck(

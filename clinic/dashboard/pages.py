@@ -75,20 +75,20 @@ class Pages:
         v = await self.context.run(self.context.service.get, verification_id)
         if v is None:
             return site.error_page(request, session, 404, "error.not_found")
-        if v.records:
+        lang = site.lang(request)
+        extras = await self.context.run(detail_extras, self.context, v, lang)
+        if v.records or extras["manual"] is not None:  # both are personal data
             await self.context.run(self.context.access_log.record, session.username, "view", [v.id])
         views = (
             await self.context.run(self.context.access_log.for_verification, v.id)
             if session.is_admin
             else []
         )
-        lang = site.lang(request)
         tz = self.context.service.tz
         button = self.context.button
         confirmation = (
             await self.context.run(button.confirmation_of, v.id) if button is not None else None
         )
-        extras = await self.context.run(detail_extras, self.context, v, lang)
         return site.render(
             request,
             "detail.html",

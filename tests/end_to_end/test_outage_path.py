@@ -81,6 +81,9 @@ def test_outage_manual_confirmation_then_recheck(clinic: Clinic, staff: httpx.Cl
     assert "資格情報のお知らせ" in detail
     assert 'data-state="waiting"' in detail
     assert 'data-field="manual-insurer">なし' in detail
+    actions = [e["action"] for e in clinic.context.access_log.for_verification(vid)]
+    assert "manual.record" in actions
+    assert "view" in actions  # the manual confirmation is personal data: its views are logged
     day = clinic.context.service.get(vid).day  # type: ignore[union-attr]
     listing = staff.get(f"/?day={day}").text
     assert 'id="recheck"' in listing
