@@ -84,6 +84,12 @@ def test_outage_manual_confirmation_then_recheck(clinic: Clinic, staff: httpx.Cl
     actions = [e["action"] for e in clinic.context.access_log.for_verification(vid)]
     assert "manual.record" in actions
     assert "view" in actions  # the manual confirmation is personal data: its views are logged
+    with clinic.context.db.transaction() as tx:
+        stored = tx.one(
+            "SELECT details FROM manual_confirmations WHERE verification_id = ?", (vid,)
+        )
+    assert stored is not None
+    assert "試験" not in stored["details"], "what staff wrote down is sealed at rest"
     day = clinic.context.service.get(vid).day  # type: ignore[union-attr]
     listing = staff.get(f"/?day={day}").text
     assert 'id="recheck"' in listing
