@@ -165,6 +165,12 @@ def purge(db: Database, *, retention_days: float, now: float) -> PurgeResult:
             " AND (state = 'done' OR (state = 'awaiting_staff' AND created_at < ?))",
             (cutoff, min(cutoff, now - ABANDONED_S)),
         )
+        if _has_table(db, tx, "manual_confirmations"):  # clinic.receipt_files.manual
+            tx.execute(
+                "UPDATE manual_confirmations SET details = '' WHERE recorded_at < ?"
+                " AND details <> ''",
+                (cutoff,),
+            )
         outbox = 0
         if _has_table(db, tx, "outbox_records"):
             outbox = tx.execute(

@@ -32,6 +32,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import tomli_w
 
+from clinic.receipt_files.settings import ReceiptSettings, parse_section, receipt_settings
 from contract.errors import ConfigError
 
 DEFAULT_DATA_DIR = Path("/var/lib/onshi-clinic")
@@ -136,6 +137,11 @@ class ServerConfig:
     outbox_quota_undecryptable: int = 1000
     #: log records one kiosk may have stored in any 24 hours
     outbox_quota_per_day: int = 50_000
+    #: the clinic's 10-digit 医療機関コード (result files for receipt software)
+    medical_institution_code: str | None = None
+    #: ``[receipt_files]``: the folder result files go to (None = none written), encoding
+    receipt_folder: str | None = None
+    receipt_encoding: str = "cp932"
 
     @property
     def paths(self) -> DataDir:
@@ -144,6 +150,13 @@ class ServerConfig:
     @property
     def record_key_path(self) -> Path:
         return Path(self.record_key_file) if self.record_key_file else self.paths.record_key
+
+    @property
+    def receipt_settings(self) -> ReceiptSettings:
+        """The result-file settings, checked (``clinic.receipt_files.settings``)."""
+        return receipt_settings(
+            self.receipt_folder, self.receipt_encoding, self.medical_institution_code
+        )
 
     @property
     def database_url(self) -> str:
@@ -186,6 +199,7 @@ class ServerConfig:
             raise ConfigError("retention_days is >= 0")
         if self.outbox_quota_undecryptable < 0 or self.outbox_quota_per_day < 0:
             raise ConfigError("the outbox quotas are >= 0")
+        self.receipt_settings  # noqa: B018 - raises ConfigError on a broken value
         paths = self.paths
         for needed in (paths.server_cert, paths.server_key, paths.device_ca):
             if not needed.is_file():
@@ -220,6 +234,7 @@ _SETTING_KEYS = {
     "record_key_file": str,
     "outbox_quota_undecryptable": int,
     "outbox_quota_per_day": int,
+    "medical_institution_code": str,
 }
 
 
@@ -233,6 +248,9 @@ def load_settings(data_dir: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: {exc}") from exc
     settings: dict[str, Any] = {}
     for key, raw_value in raw.items():
+        if key == "receipt_files":
+            settings.update(parse_section(raw_value, str(path)))
+            continue
         kind = _SETTING_KEYS.get(key)
         if kind is None:
             raise ConfigError(f"{path}: unknown setting {key!r}")

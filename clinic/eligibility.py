@@ -151,6 +151,9 @@ _DECIDED = (
     " patient_message = ?, temporary = ?, needs_staff = ?, records = ?,"
     " updated_at = ?, handled_by = ?, handled_at = ? WHERE id = ?" + _RETURNING
 )
+_RECHECKED = _DECIDED.replace(
+    " WHERE id = ?", " WHERE id = ? AND reason_code = 'national.unavailable'"
+)
 _HANDLED = (
     "UPDATE verifications SET handled_by = ?, handled_at = ?, updated_at = ?"  # noqa: S608
     " WHERE id = ? AND state = 'done' AND handled_at IS NULL" + _RETURNING
@@ -211,6 +214,8 @@ class EligibilityService:
         self._events = events or EventHub()
         self.tz = ZoneInfo(timezone)
         self.nonce_ttl_s = nonce_ttl_s
+        #: called with each verification the national system answered (result files)
+        self.on_completed: list[Callable[[Verification], object]] = []
 
     # -- helpers --
 
@@ -253,6 +258,17 @@ class EligibilityService:
             sealed += len(rows)
             if len(rows) < batch:
                 return sealed
+
+    def _announce(self, verification: Verification) -> None:
+        """Tell dashboards; hand a check the national system answered to ``on_completed``
+        (a failure there never undoes the check: it is logged)."""
+        self._events.publish(verification.notice())
+        if verification.state == "done" and verification.validity_code is not None:
+            for completed in self.on_completed:
+                try:
+                    completed(verification)
+                except Exception:
+                    log.exception("handing on a completed check failed")
 
     def now(self) -> float:
         return self._clock()
@@ -399,7 +415,7 @@ class EligibilityService:
             )
         assert row is not None
         verification = self._load(row)
-        self._events.publish(verification.notice())
+        self._announce(verification)
         return verification
 
     def _certificate_reason(
@@ -504,7 +520,48 @@ class EligibilityService:
             )
         assert row is not None
         verification = self._load(row)
-        self._events.publish(verification.notice())
+        self._announce(verification)
+        return verification
+
+    def recheck(self, verification_id: str, *, by: str) -> Verification:
+        """Ask the national system again for a check it could not answer (the outage
+        path); the verification as it stands after (unchanged while it still cannot)."""
+        current = self.get(verification_id)
+        if current is None:
+            raise NotFound(verification_id)
+        if (
+            current.reason_code != "national.unavailable"
+            or current.cert_issuer is None
+            or current.cert_serial is None
+        ):
+            return current
+        reason, validity, records = self._ask_national(
+            current.cert_issuer, int(current.cert_serial), current.in_grace
+        )
+        if reason == "national.unavailable":
+            return current
+        result = outcome(reason)
+        done = self._clock()
+        with self._db.transaction(write=True) as tx:
+            row = tx.one(
+                _RECHECKED,
+                (
+                    reason,
+                    validity,
+                    result.patient_message,
+                    int(result.temporary),
+                    int(result.needs_staff),
+                    self._sealed_records(verification_id, records),
+                    done,
+                    by,
+                    done,
+                    verification_id,
+                ),
+            )
+        if row is None:  # re-checked meanwhile by someone else
+            return self.get(verification_id) or current
+        verification = self._load(row)
+        self._announce(verification)
         return verification
 
     def mark_handled(self, verification_id: str, *, by: str) -> Verification:

@@ -67,6 +67,44 @@ TEXT: dict[str, tuple[str, str]] = {
     "action.reject": ("本人と確認できない", "Cannot confirm identity"),
     "action.handled": ("対応済みにする", "Mark handled"),
     "action.open": ("詳細", "Open"),
+    # result files and the outage path (clinic.receipt_files)
+    "value.none": ("なし", "none"),
+    "receipts.failing": (
+        "レセコン用の結果ファイルを書き込めません（{n}件待機中）: {why}",
+        "Result files for the receipt software cannot be written ({n} waiting): {why}",
+    ),
+    "receipts.retry": ("今すぐ再試行", "Retry now"),
+    "receipts.next": ("次の自動再試行", "next automatic retry"),
+    "receipts.file": ("レセコン用ファイル", "Receipt-software file"),
+    "receipts.written": ("書き込み済み", "written"),
+    "receipts.pending": ("書き込み待ち", "waiting to be written"),
+    "receipts.gaiji": (
+        "外字あり: CP932で表せない文字を〓にしました（{fields}）。"
+        "レセコンで正しい字に直してください。",
+        "外字: characters CP932 cannot hold were written as 〓 ({fields}); correct them in the"
+        " receipt software.",
+    ),
+    "expiry.heading": ("電子証明書の有効期限", "Certificate expiry"),
+    "manual.heading": ("手動での資格確認（システム障害時）", "Manual confirmation (system down)"),
+    "manual.method": ("確認方法", "Confirmed with"),
+    "manual.name": ("氏名", "Name"),
+    "manual.sex": ("性別", "Sex"),
+    "manual.birthdate": ("生年月日", "Birth date"),
+    "manual.address": ("住所", "Address"),
+    "manual.insurer": ("保険者（分かれば）", "Insurer (if known)"),
+    "manual.save": ("記録する", "Record"),
+    "manual.recorded": ("記録者", "Recorded by"),
+    "manual.recheck_waiting": (
+        "システム復旧後に再照会します。",
+        "Re-checked once the national system is back.",
+    ),
+    "manual.rechecked": ("再照会済み", "Re-checked"),
+    "manual.marker": ("手動確認", "manual"),
+    "manual.recheck": ("再照会する（{n}件）", "Re-check now ({n})"),
+    "manual.invalid": (
+        "手動確認の記録に不備があります。",
+        "The manual confirmation is incomplete.",
+    ),
     "queue.heading": ("職員の対応が必要な患者", "Patients who need staff"),
     "queue.empty": ("対応待ちはありません。", "Nobody is waiting."),
     "kiosks.heading": ("キオスクの状態", "Kiosks"),
@@ -173,6 +211,7 @@ ACTION_LABELS: dict[str, tuple[str, str]] = {
     "export.json": ("JSON出力", "exported JSON"),
     "button.revoke": ("ボタン確認を取消", "revoked a button confirmation"),
     "alarm.clear": ("警報を確認", "acknowledged an alarm"),
+    "manual.record": ("手動確認を記録", "recorded a manual confirmation"),
 }
 
 FIELD_LABELS: dict[str, tuple[str, str]] = {

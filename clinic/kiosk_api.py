@@ -37,6 +37,7 @@ from clinic.errors import NotFound
 from clinic.http_errors import install_json_errors, json_answer, json_error, logged_answer
 from clinic.national.interface import is_blocking
 from contract.api import API_PREFIX, CHALLENGES, HEARTBEAT, VERIFICATIONS
+from contract.certificate_expiry import expiry_to_show
 from contract.device_signing import MAX_SKEW_S, verify_request
 from contract.errors import DeviceAuthError, OnshiError
 
@@ -235,6 +236,11 @@ class VerificationOut(BaseModel):
         "server for staff"
     )
     created_at: str
+    certificate_expires: str | None = Field(
+        None,
+        description="the user certificate's expiry (YYYY-MM-DD) from three months before it "
+        "until three months after; null otherwise",
+    )
 
 
 class DecisionIn(BaseModel):
@@ -274,6 +280,9 @@ def verification_out(context: ClinicContext, v: Verification) -> dict[str, Any]:
         "temporary": v.temporary,
         "record": v.kiosk_record(),
         "created_at": context.service.iso(v.created_at),
+        "certificate_expires": expiry_to_show(
+            v.cert_not_after, context.clock(), context.service.tz.key
+        ),
     }
 
 

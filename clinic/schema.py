@@ -133,3 +133,38 @@ CLINIC_SCHEMA = Schema(
         ),
     ),
 )
+
+
+# --- result files for receipt software (clinic.receipt_files) ---------------------------------
+# A component of its own, so its versions never collide with the tables above.
+
+_RECEIPT_FILES_V1 = """
+CREATE TABLE receipt_files (
+    verification_id TEXT PRIMARY KEY,
+    file_name TEXT NOT NULL,
+    answered_at DOUBLE PRECISION NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    error_code TEXT,
+    last_error TEXT,
+    substituted TEXT,
+    created_at DOUBLE PRECISION NOT NULL,
+    next_try_at DOUBLE PRECISION NOT NULL,
+    written_at DOUBLE PRECISION
+);
+CREATE INDEX receipt_files_due ON receipt_files (state, next_try_at);
+CREATE TABLE manual_confirmations (
+    verification_id TEXT PRIMARY KEY,
+    method TEXT NOT NULL,
+    details TEXT NOT NULL,
+    recorded_by TEXT NOT NULL,
+    recorded_at DOUBLE PRECISION NOT NULL,
+    day TEXT NOT NULL,
+    recheck_state TEXT NOT NULL,
+    rechecked_at DOUBLE PRECISION,
+    recheck_reason TEXT
+);
+CREATE INDEX manual_confirmations_recheck ON manual_confirmations (recheck_state)
+"""
+
+RECEIPT_FILES_SCHEMA = Schema("receipt_files", (Migration.portable(1, _RECEIPT_FILES_V1),))

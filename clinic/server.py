@@ -51,7 +51,9 @@ from clinic.listeners import TlsH11Protocol, TlsHttpToolsProtocol, guarded, tls_
 from clinic.login_throttle import LOGIN_THROTTLE_SCHEMA
 from clinic.national.interface import NationalConnector
 from clinic.national.simulated import OutagePlan, SimulatedNationalSystem
-from clinic.schema import CLINIC_SCHEMA
+from clinic.receipt_files.manual import ManualConfirmations
+from clinic.receipt_files.queue import POLL_S, ReceiptQueue
+from clinic.schema import CLINIC_SCHEMA, RECEIPT_FILES_SCHEMA
 from clinic.staff import StaffAccounts
 from clinic.staff_process import StaffSupervisor
 from clinic.storage import Database
@@ -71,6 +73,7 @@ def open_database(config: ServerConfig, extensions: Sequence[Extension] = ()) ->
             REPLAY_SCHEMA,
             LOGIN_THROTTLE_SCHEMA,
             BUTTON_SCHEMA,
+            RECEIPT_FILES_SCHEMA,
             *(e.schema for e in extensions if e.schema is not None),
         ]
     )
@@ -179,6 +182,12 @@ def build_context(
         service.recover_interrupted()
         service.seal_existing()
         retention.purge()
+    receipts = ReceiptQueue(db, service, config.receipt_settings, clock=clock)
+    service.on_completed.append(receipts.submit)
+    context.extras["receipt_files"] = receipts
+    context.extras["manual_confirmations"] = ManualConfirmations(
+        db, service, clock=clock, cipher=cipher
+    )
     context.extras.setdefault("config", config)  # extensions find their files through it
     for extension in extensions:
         if extension.on_start is not None:
@@ -350,6 +359,7 @@ class ClinicServer:
         tasks = [
             asyncio.create_task(self._refresh_crls(), name="crl-refresh"),
             asyncio.create_task(self._purge(), name="purge"),
+            asyncio.create_task(self._write_receipt_files(), name="receipt-files"),
         ]
         watcher = asyncio.create_task(self._announce_started(), name="started")
         try:
@@ -363,6 +373,7 @@ class ClinicServer:
             self.context.events.close()
             self._sockets.kiosk.close()
             self._sockets.staff.close()
+            await loop.run_in_executor(None, _last_receipt_files, self.context)
             await loop.run_in_executor(None, self.context.close)
 
     async def _announce_started(self) -> None:
@@ -404,6 +415,9 @@ class ClinicServer:
             except Exception:
                 log.exception("CRL refresh failed")
 
+    async def _write_receipt_files(self) -> None:
+        await _receipt_files_loop(self.context)
+
     async def _purge(self) -> None:
         while True:
             await asyncio.sleep(PURGE_INTERVAL_S)
@@ -417,6 +431,29 @@ class ClinicServer:
                     await self.context.run(retention.purge)
                 except Exception:
                     log.exception("the retention purge failed")
+
+
+async def _receipt_files_loop(context: ClinicContext) -> None:
+    """Write result files as checks complete, and retry those the folder refused."""
+    receipts = context.extras.get("receipt_files")
+    if not isinstance(receipts, ReceiptQueue) or not receipts.settings.enabled:
+        return
+    while True:
+        try:
+            await context.run(receipts.drain)
+        except Exception:
+            log.exception("writing result files failed")
+        await asyncio.sleep(POLL_S)
+
+
+def _last_receipt_files(context: ClinicContext) -> None:
+    """On stop: write the result files still due, so a stop does not delay them."""
+    receipts = context.extras.get("receipt_files")
+    if isinstance(receipts, ReceiptQueue) and receipts.settings.enabled:
+        try:
+            receipts.drain()
+        except Exception:
+            log.exception("writing result files on stop failed")
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:

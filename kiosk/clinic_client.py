@@ -32,6 +32,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import re
 import ssl
 import time
 from collections.abc import Callable, Generator, Mapping
@@ -41,7 +42,7 @@ from typing import Any, Literal
 
 import httpx
 
-from contract import api
+from contract import api, certificate_expiry
 from contract.challenge import Mode
 from contract.device_signing import DeviceIdentity
 from contract.errors import ConfigError
@@ -164,6 +165,9 @@ class VerificationResult:
     temporary: bool
     #: Copay ratio as the national system writes it ("030" = 30 %), for a valid record only.
     copay_ratio: str | None
+    #: The user certificate's expiry (``YYYY-MM-DD``) when it is within three months either
+    #: side (``contract.certificate_expiry``), for the result screen.
+    certificate_expires: str | None = None
 
     @property
     def awaiting_staff(self) -> bool:
@@ -431,4 +435,16 @@ def _result(body: Mapping[str, Any]) -> VerificationResult:
         staff_reason_en=str(body.get("staff_reason_en", "")),
         temporary=bool(temporary),
         copay_ratio=copay,
+        certificate_expires=_expiry(body.get(certificate_expiry.FIELD)),
     )
+
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _expiry(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _DATE.match(value):
+        raise ServerRejected(f"malformed answer: certificate_expires {value!r}")
+    return value

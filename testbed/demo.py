@@ -138,6 +138,14 @@ def _chosen_cards(population: Population, outcomes: list[str] | None) -> list[Po
     return [population.card(name) for name in outcomes]
 
 
+def keep_national_records(env: Environment, out: Path) -> None:
+    """``OUT/population/insured.jsonl``: the national records the demo's server serves (what
+    the result files in ``OUT/oqs/`` are checked against)."""
+    kept = out / "population"
+    kept.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(env.population.insured_path, kept / "insured.jsonl")
+
+
 # --- the command --------------------------------------------------------------------------------
 
 
@@ -168,7 +176,8 @@ def run(args: argparse.Namespace) -> int:
         print("no display here: running the headless scenario instead")
     print(f"clinic server, population and kiosk in {work}")
     try:
-        with environment(work) as env:
+        with environment(work, receipt_folder=out / "oqs") as env:
+            keep_national_records(env, out)
             pause = 0.35 if args.pace == "patient" else 0.0
             write_kiosk_config(
                 env.config_path,
@@ -183,6 +192,7 @@ def run(args: argparse.Namespace) -> int:
     mismatches = [v for v in visits if v.shown != v.expected]
     print(f"\ntranscript: {out / 'transcript.jsonl'}")
     print(f"screenshots: {out / 'screens'}")
+    print(f"result files for receipt software: {out / 'oqs'}")
     print(
         f"{len(visits)} patients, {len(visits) - len(mismatches)} as expected"
         + (f", {len(mismatches)} NOT: {[v.outcome for v in mismatches]}" if mismatches else "")

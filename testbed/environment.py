@@ -99,12 +99,17 @@ def write_kiosk_config(
 
 
 @contextlib.contextmanager
-def environment(root: Path, *, count: int = 20, seed: int = 7) -> Iterator[Environment]:
-    """Generate the population, start the clinic server, write the kiosk's config."""
+def environment(
+    root: Path, *, count: int = 20, seed: int = 7, receipt_folder: Path | None = None
+) -> Iterator[Environment]:
+    """Generate the population, start the clinic server, write the kiosk's config (and with
+    ``receipt_folder``, the server writes result files for receipt software there)."""
     from kiosk.sim.population import generate_population
 
     population = generate_population(root / "population", count, seed=seed)
-    clinic = LocalClinic(root / "server", [DEMO_DEVICE], population=population)
+    clinic = LocalClinic(
+        root / "server", [DEMO_DEVICE], population=population, receipt_folder=receipt_folder
+    )
     clinic.start()
     try:
         config = write_kiosk_config(

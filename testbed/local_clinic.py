@@ -10,6 +10,7 @@ subprocess (TLS, mutual TLS, device-signed requests) and stops it again.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -21,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 PASSWORD = "local-bench-password"  # noqa: S105 - a throwaway server on loopback
+#: the demo clinic's 医療機関コード (Tokyo, 医科), written into its result files
+DEMO_INSTITUTION_CODE = "1310000001"
 
 
 @dataclass(frozen=True)
@@ -35,12 +38,18 @@ class KioskFiles:
 
 
 def prepare_clinic(
-    root: Path, devices: Sequence[str], kem: str, *, population: Any = None
+    root: Path,
+    devices: Sequence[str],
+    kem: str,
+    *,
+    population: Any = None,
+    receipt_folder: Path | None = None,
 ) -> dict[str, KioskFiles]:
     """A clinic data directory with its outbox key and the devices issued (no server yet).
 
     With a ``population`` (:class:`kiosk.sim.population.Population`) the server trusts its
-    JPKI CA and CRL and the simulated national system holds its insured people.
+    JPKI CA and CRL and the simulated national system holds its insured people. With a
+    ``receipt_folder`` the server writes a result file there for each completed check.
     """
     from cryptography import x509
 
@@ -60,6 +69,15 @@ def prepare_clinic(
             "jpki_crl": [str(population.crl_path)],
         }
     initialise(data, admin="admin", password=PASSWORD, **trust)
+    if receipt_folder is not None:
+        receipt_folder.mkdir(parents=True, exist_ok=True)
+        settings = data / "clinic.toml"
+        settings.write_text(
+            f'medical_institution_code = "{DEMO_INSTITUTION_CODE}"\n'
+            + settings.read_text(encoding="utf-8")
+            + f"\n[receipt_files]\nfolder = {json.dumps(str(receipt_folder.resolve()))}\n",
+            encoding="utf-8",
+        )
     private, public = outbox_key_paths(data)
     private.unlink()
     create_outbox_key(data, kem)
@@ -128,9 +146,12 @@ class LocalClinic:
         *,
         kem: str = "mlkem768-x25519",
         population: Any = None,
+        receipt_folder: Path | None = None,
     ):
         self.root = root
-        self.kiosks = prepare_clinic(root, devices, kem, population=population)
+        self.kiosks = prepare_clinic(
+            root, devices, kem, population=population, receipt_folder=receipt_folder
+        )
         self.data_dir = root / "clinic"
         self.port = 0
         self.staff_port = 0

@@ -17,6 +17,7 @@ from clinic.dashboard.export import Export
 from clinic.dashboard.headers import SecurityHeaders
 from clinic.dashboard.live import LiveEvents
 from clinic.dashboard.login import Sessions
+from clinic.dashboard.outage import Outage
 from clinic.dashboard.pages import Pages
 from clinic.dashboard.site import Site
 from clinic.dashboard.static import StaticFiles
@@ -42,6 +43,7 @@ class Dashboard:
         self.pages = Pages(self.site, self.sessions)
         self.export = Export(self.site, self.sessions)
         self.live = LiveEvents(self.site, self.sessions)
+        self.outage = Outage(self.site, self.sessions)
 
     async def error_page(self, request: Request, exc: Exception) -> Response:
         if not isinstance(exc, OnshiError):  # pragma: no cover - registered for OnshiError only
@@ -60,6 +62,7 @@ class Dashboard:
             *self.pages.routes(),
             *self.live.routes(),
             *self.export.routes(),
+            *self.outage.routes(),
         ]
         app = Starlette(routes=routes, exception_handlers={OnshiError: self.error_page})
         app.state.clinic = self.context

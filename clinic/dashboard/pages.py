@@ -19,6 +19,7 @@ from starlette.routing import Route
 from clinic import i18n
 from clinic.button import ButtonConfirmation
 from clinic.dashboard.login import Sessions
+from clinic.dashboard.outage import detail_extras, manual_of
 from clinic.dashboard.site import DAY, VERIFICATION_ID, Site, local_path
 from clinic.devices import DeviceHealth, judge_health
 from clinic.ingest import KioskOutbox
@@ -43,6 +44,7 @@ class Pages:
         if not DAY.match(day):
             day = site.today()
         verifications = await self.context.run(self.context.service.of_day, day)
+        manual = await self.context.run(manual_of(self.context).of_day, day)
         lang = site.lang(request)
         labels = {
             "results": {k: i18n.pick(v, lang) for k, v in i18n.RESULT_LABELS.items()},
@@ -61,6 +63,8 @@ class Pages:
             is_today=day == site.today(),
             rows=[site.row(v, lang) for v in verifications],
             labels_json=json.dumps(labels, ensure_ascii=False),
+            manual=manual,
+            rechecks=sum(m.recheck_state == "waiting" for m in manual.values()),
         )
 
     async def detail(self, request: Request, session: StaffSession) -> Response:
@@ -71,14 +75,15 @@ class Pages:
         v = await self.context.run(self.context.service.get, verification_id)
         if v is None:
             return site.error_page(request, session, 404, "error.not_found")
-        if v.records:
+        lang = site.lang(request)
+        extras = await self.context.run(detail_extras, self.context, v, lang)
+        if v.records or extras["manual"] is not None:  # both are personal data
             await self.context.run(self.context.access_log.record, session.username, "view", [v.id])
         views = (
             await self.context.run(self.context.access_log.for_verification, v.id)
             if session.is_admin
             else []
         )
-        lang = site.lang(request)
         tz = self.context.service.tz
         button = self.context.button
         confirmation = (
@@ -109,6 +114,7 @@ class Pages:
                 }
                 for e in views
             ],
+            **extras,
         )
 
     async def queue(self, request: Request, session: StaffSession) -> Response:

@@ -13,10 +13,12 @@ from starlette.responses import HTMLResponse
 
 from clinic import i18n
 from clinic.context import ClinicContext
+from clinic.dashboard.receipt_notice import receipt_notice
 from clinic.eligibility import Verification
 from clinic.errors import StorageError
 from clinic.i18n import Lang
 from clinic.national.interface import RECORD_FIELDS
+from clinic.receipt_files.labels import code_label
 from clinic.staff import StaffSession
 
 LANG_COOKIE = "onshi-lang"
@@ -43,6 +45,7 @@ def template_environment() -> jinja2.Environment:
         format_date=i18n.format_date,
         format_ratio=i18n.format_ratio,
         format_value=i18n.format_value,
+        code_label=code_label,
     )
     return env
 
@@ -73,6 +76,7 @@ class Site:
             path=request.url.path,
             alarms=self.alarms(lang) if session is not None else [],
             unwell=getattr(request.state, "unwell", []) if session is not None else [],
+            receipt_notice=receipt_notice(self.context, lang) if session is not None else None,
             **values,
         )
         return HTMLResponse(html, status_code=status)

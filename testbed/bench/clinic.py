@@ -414,10 +414,25 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     bench.add_argument(
         "--rounds", type=int, default=2, metavar="N", help="login-flood rounds (default 2)"
     )
+    bench.add_argument(
+        "--receipt-files",
+        action="store_true",
+        help="instead: the time to build and write one result file for receipt software",
+    )
+    bench.add_argument(
+        "--files", type=int, default=200, metavar="N", help="result files per encoding"
+    )
+    bench.add_argument(
+        "--folder", type=Path, default=None, help="where to write them (default: a temp folder)"
+    )
     bench.set_defaults(func=run_clinic_bench)
 
 
 def run_clinic_bench(args: argparse.Namespace) -> int:
+    if args.receipt_files:
+        from testbed.bench.receipt_files import run_receipt_files_bench
+
+        return run_receipt_files_bench(args.files, args.folder, args.json)
     if args.login_flood:
         from testbed.bench.login_flood import print_rounds, run_login_flood
 
