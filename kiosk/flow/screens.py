@@ -65,6 +65,7 @@ class UiAction(StrEnum):
     ERASE = "erase"  # the correction key
     CANCEL = "cancel"  # back (from PIN entry, the language chooser, help screens)
     DONE = "done"  # the patient read the message
+    CALL_STAFF = "call_staff"  # the patient asks for staff (PIN and choice screens)
     STAFF_EXIT = "staff_exit"  # leave staff mode
 
 
