@@ -28,7 +28,7 @@ from kiosk.errors import KioskError
 #: Silence between the parts of a prompt (title, then advice).
 PAUSE_S = 0.45
 #: Every prompt is levelled to this gated loudness (dB full scale)...
-TARGET_LOUDNESS_DB = -20.0
+TARGET_LOUDNESS_DB = -22.0
 #: ...unless that would lift its highest sample above this (dB full scale): no clipping.
 PEAK_CEILING_DB = -1.0
 #: Blocks of this length are measured; those this far below the loudest are silence.

@@ -265,6 +265,6 @@ def test_the_full_build_has_every_prompt_in_every_language(voice_dir: Path) -> N
         level = voice_audio.measure(voice_audio.read_pcm(voice_dir / path))
         assert level.seconds <= voice_audio.MAX_PROMPT_S, (path, level)
         assert level.peak_db <= voice_audio.PEAK_CEILING_DB + 0.05, (path, level)
-        assert abs(level.loudness_db - voice_audio.TARGET_LOUDNESS_DB) <= 1.0, (path, level)
+        assert abs(level.loudness_db - voice_audio.TARGET_LOUDNESS_DB) <= 0.5, (path, level)
     report = voice.build(voice_dir, voice.plan())
     assert report.rendered == [], "a second build renders nothing"
