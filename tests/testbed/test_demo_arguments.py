@@ -14,7 +14,7 @@ from kiosk.flow.notices import Notice
 from kiosk.flow.screens import Screen, ScreenId, UiAction, UiInput
 from kiosk.sim.outcomes import OUTCOMES
 from testbed.cli import OUT_MARK, add_demo, prepare_out, scenario_outcomes
-from testbed.demo_window import Narrator
+from testbed.demo_window import Narrator, demo_voice
 from testbed.screen_log import ScreenLog
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -109,3 +109,12 @@ def test_make_demo_starts_pcscd_and_not_postgresql() -> None:
     assert "pcscd.sh" in plan("demo")
     assert "postgres" not in plan("demo")
     assert {"pcscd.sh", "postgres.sh"} <= {w.rsplit("/", 1)[-1] for w in plan("services").split()}
+
+
+def test_the_window_demo_runs_silent_without_a_sound_output(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SDL_AUDIODRIVER", "dummy")
+    said: list[str] = []
+    assert demo_voice(said.append) is None
+    assert said == ["no sound output here: the kiosk runs silent"]
