@@ -97,7 +97,11 @@ def run_measure(args: argparse.Namespace) -> int:
         if not path.is_file():
             problems.append(f"{job.path}: missing (run `kiosk voice build --out {args.dir}`)")
             continue
-        level = voice_audio.measure(voice_audio.read_pcm(path))
+        try:
+            level = voice_audio.measure(voice_audio.read_pcm(path))
+        except voice_audio.VoiceAudioError as exc:
+            problems.append(str(exc))
+            continue
         by_engine.setdefault(job.engine.name, []).append((job.path, level))
         print(f"{job.path:44} {level.seconds:7.2f} {level.peak_db:8.1f} {level.loudness_db:11.1f}")
         if level.peak_db > voice_audio.PEAK_CEILING_DB + 0.05:

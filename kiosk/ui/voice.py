@@ -6,9 +6,13 @@ other languages with espeak-ng. ``DIR/<language>/<prompt>.wav`` holds each file 
 ``DIR/manifest.json`` the hash of what produced it (engine, options, text), so a rebuild only
 renders what changed.
 
-The texts come from the catalogues: ``voice.<prompt>`` keys, plus the notice title and
-advice for notices and the tries-left phrases for the PIN. On the kiosk, :class:`VoicePlayer`
-plays the prompt of each new screen through ``pygame.mixer`` (in the UI thread) and says
+The texts come from the catalogues: ``voice.<prompt>`` keys, plus a notice's title and then
+its advice (or, on a final screen, "please take your card (to the desk)"), and the tries-left
+phrases for the PIN. Each part is rendered on its own and the parts are joined with a pause,
+trimmed and levelled to one loudness for both engines (:mod:`kiosk.ui.voice_audio`); no
+prompt may run past 8 s (``kiosk voice measure DIR`` prints the figures).
+
+On the kiosk, :class:`VoicePlayer` plays the prompt of each new screen through ``pygame.mixer`` (in the UI thread) and says
 nothing again while the prompt stays the same (typing PIN digits does not repeat it).
 """
 

@@ -268,3 +268,22 @@ def test_the_full_build_has_every_prompt_in_every_language(voice_dir: Path) -> N
         assert abs(level.loudness_db - voice_audio.TARGET_LOUDNESS_DB) <= 0.5, (path, level)
     report = voice.build(voice_dir, voice.plan())
     assert report.rendered == [], "a second build renders nothing"
+
+
+def test_measure_prints_each_prompt_and_flags_a_broken_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "voice"
+    assert (
+        run_cli("voice", "build", "--out", str(out), "--lang", "en", "--only", "take_card-*") == 0
+    )
+    capsys.readouterr()
+    assert run_cli("voice", "measure", str(out), "--lang", "en", "--only", "take_card-*") == 0
+    printed = capsys.readouterr().out
+    assert [line.split()[0] for line in printed.splitlines()[1:5]] == [
+        f"en/take_card-{n}.wav" for n in range(4)
+    ]
+    assert "espeak-ng: 4 prompts, loudness -22.0..-22.0 dB" in printed
+    (out / "en" / "take_card-2.wav").write_bytes(b"broken")
+    assert run_cli("voice", "measure", str(out), "--lang", "en", "--only", "take_card-*") == 1
+    assert "take_card-2.wav: not a readable WAV" in capsys.readouterr().err
