@@ -13,7 +13,8 @@ trimmed and levelled to one loudness for both engines (:mod:`kiosk.ui.voice_audi
 prompt may run past 8 s (``kiosk voice measure DIR`` prints the figures).
 
 On the kiosk, :class:`VoicePlayer` plays the prompt of each new screen through
-``pygame.mixer`` (in the UI thread) and says nothing again while the prompt stays the same (typing PIN digits does not repeat it).
+``pygame.mixer`` (in the UI thread) and says nothing again while the prompt stays the same
+(typing PIN digits does not repeat it).
 """
 
 from __future__ import annotations
