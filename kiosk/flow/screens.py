@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from enum import StrEnum
 from typing import Protocol
 
@@ -84,6 +85,15 @@ class PinUnavailable(StrEnum):
 
 
 @dataclass(frozen=True)
+class CertificateExpiry:
+    """When the card's user certificate expires (its notAfter, a date in Japan) and whether
+    that day has passed: shown from three months before to three months after it."""
+
+    on: date
+    expired: bool
+
+
+@dataclass(frozen=True)
 class Screen:
     """One screen and the facts it shows. Equal screens need no redraw."""
 
@@ -101,6 +111,8 @@ class Screen:
     notice: Notice | None = None
     #: RESULT_OK: the certificate expired but is in its grace period: renew at the city office.
     renew_certificate: bool = False
+    #: RESULT_OK: the certificate expires (or expired) within three months: when, and renew.
+    certificate_expiry: CertificateExpiry | None = None
     #: TAKE_CARD: 0 first reminder, rising to 3 as the card stays on the reader.
     reminder_level: int = 0
     #: STAFF_MODE: one-line facts for staff (reader, server, outbox), no patient data.

@@ -52,7 +52,11 @@ def screen_of(state: FlowState) -> Screen:
             base, tries_left=state.tries_left, digits_typed=state.digits, wrong_pin=state.wrong_pin
         )
     if isinstance(state, ResultOk):
-        return replace(base, renew_certificate=state.renew_certificate)
+        return replace(
+            base,
+            renew_certificate=state.renew_certificate,
+            certificate_expiry=state.certificate_expiry,
+        )
     if isinstance(state, NeedsStaff | ErrorNotice):
         return replace(base, notice=state.notice)
     if isinstance(state, TakeCard):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from datetime import date
 from enum import StrEnum
 
 from kiosk.flow.notices import Notice
@@ -73,6 +74,8 @@ class Msg:
 
     key: str
     n: int | None = None
+    #: fills ``{date}``, written as the language writes dates
+    on: date | None = None
 
 
 @dataclass(frozen=True)
@@ -343,7 +346,11 @@ def _visual_wait(screen: Screen) -> View:
 def _result_ok(screen: Screen) -> View:
     """Confirmed; one line on the certificate when it needs renewing (else: wait to be
     called); take your card."""
-    if screen.renew_certificate:
+    expiry = screen.certificate_expiry
+    if expiry is not None:
+        part = "expired" if expiry.expired else "expires"
+        middle = Para(Msg(f"screen.result_ok.{part}", on=expiry.on), ParaStyle.NOTE)
+    elif screen.renew_certificate:
         middle = Para(_screen_text(screen.id, "renew"), ParaStyle.NOTE)
     else:
         middle = Para(_screen_text(screen.id, "body"))

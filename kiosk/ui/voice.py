@@ -123,7 +123,7 @@ def prompt_for(screen: Screen) -> Prompt | None:
             return Prompt("pin_entry", (_voice("pin_entry"),))
         return Prompt(f"pin_entry-{tries}", (_voice("pin_entry"), Msg("pin.tries_left", tries)))
     if sid is ScreenId.RESULT_OK:
-        if screen.renew_certificate:
+        if screen.renew_certificate or screen.certificate_expiry is not None:
             return Prompt("result_ok-renew", (_voice("result_ok"), _voice("result_ok_renew")))
         return Prompt("result_ok", (_voice("result_ok"),))
     if sid is ScreenId.TAKE_CARD:
@@ -175,7 +175,7 @@ def prompt_parts(
     """What the synthesiser says for each part of ``prompt`` in ``language`` (a pause of
     :data:`~kiosk.ui.voice_audio.PAUSE_S` goes between them)."""
     cat = catalog or default_catalogs()[language]
-    texts = [cat.text(part.key, part.n) for part in prompt.parts]
+    texts = [cat.text(part.key, part.n, part.on) for part in prompt.parts]
     if language is not Language.JA:
         texts = [_JAPANESE_IN_BRACKETS.sub("", text) for text in texts]
     return tuple(texts)

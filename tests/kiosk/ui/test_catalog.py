@@ -9,6 +9,7 @@ placeholder lost in translation or Japanese where it does not belong fails here.
 from __future__ import annotations
 
 import re
+from datetime import date
 
 import pytest
 
@@ -22,6 +23,7 @@ from kiosk.ui.catalog import (
     Catalog,
     default_catalogs,
     expand_plurals,
+    format_date,
     load_catalog,
     parse_catalog,
     placeholders,
@@ -34,6 +36,9 @@ from kiosk.ui.voice import all_prompts
 #: Values that may read the same as in English: proper nouns only. None today; a new one is
 #: added here on purpose, with the language, so an untranslated value never slips through.
 SAME_AS_ENGLISH_ALLOWED: frozenset[tuple[Language, str]] = frozenset()
+
+#: Keys that say a day: ``{date}``, and nothing else.
+DATED_KEYS = frozenset({"screen.result_ok.expires", "screen.result_ok.expired"})
 
 AUTONYMS = {
     Language.JA: "日本語",
@@ -108,6 +113,8 @@ def test_placeholders_survive_translation(
         if base in PLURAL_KEYS:
             if category == "other":
                 assert "n" in found, f"{key} must show the count: {value!r}"
+        elif key in DATED_KEYS:
+            assert found == {"date"}, f"{key} must show the date: {value!r}"
         else:
             assert not found, f"{key} takes no count: {value!r}"
         assert value == value.strip(), f"{key}: stray spaces"
@@ -210,3 +217,20 @@ def test_a_missing_message_shows_its_key_and_is_logged(caplog: pytest.LogCapture
     assert catalog.text("button.ok") == "OK"
     assert catalog.text("button.back") == "button.back"
     assert "button.back" in caplog.text
+
+
+def test_dates_are_written_as_each_language_writes_them() -> None:
+    day = date(2027, 3, 9)
+    written = {language: format_date(language, day) for language in Language}
+    assert written == {
+        Language.JA: "2027年3月9日",
+        Language.EN: "9 March 2027",
+        Language.ZH: "2027年3月9日",
+        Language.KO: "2027년 3월 9일",
+        Language.VI: "9/3/2027",
+        Language.PT: "09/03/2027",
+    }
+    ja = default_catalogs()[Language.JA]
+    assert ja.text("screen.result_ok.expires", on=day) == (
+        "電子証明書の期限は2027年3月9日です（市区町村で更新を）。"
+    )

@@ -45,7 +45,7 @@ def units(text: str) -> int:
 def resolve(view: View, text: Msg | Raw, language: Language) -> str:
     if isinstance(text, Raw):
         return text.text
-    return default_catalogs()[language].text(text.key, text.n)
+    return default_catalogs()[language].text(text.key, text.n, text.on)
 
 
 def lines_of(screen: Screen) -> list[str]:
