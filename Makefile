@@ -5,16 +5,23 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 EXTRAS := dev,clinic
 
-.PHONY: demo test deps lint typecheck architecture pytest services clean
+.PHONY: demo test deps lint typecheck architecture pytest services services-pcscd \
+	services-postgres clean
 
 deps:
 	EXTRAS=$(EXTRAS) sh provisioning/install-deps
 
-services: deps
+# pcscd with the virtual reader (the demo and the card tests); PostgreSQL (the clinic server's
+# tests only: the demo's clinic server keeps its records in SQLite)
+services: services-pcscd services-postgres
+
+services-pcscd: deps
 	sh tests/services/pcscd.sh
+
+services-postgres: deps
 	sh tests/services/postgres.sh
 
-demo: services
+demo: services-pcscd
 	$(VENV)/bin/kiosk demo
 
 lint: deps

@@ -161,14 +161,14 @@ def has_display(environ: dict[str, str] | None = None) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     """``kiosk demo`` (see the module docstring)."""
-    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
     headless = args.headless or not has_display()
     if not headless:
         from testbed.demo_window import run_window
 
-        return run_window(args)
+        return run_window(args)  # speaks, when the machine has a sound output
+    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
     os.environ["SDL_VIDEODRIVER"] = "dummy"
-    outcomes = None if args.scenario == "all" else [o.strip() for o in args.scenario.split(",")]
+    outcomes = args.outcomes  # checked by testbed.cli
     out = args.out or Path(tempfile.mkdtemp(prefix="onshi-demo-"))
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="onshi-demo-work-"))

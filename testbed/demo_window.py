@@ -10,6 +10,15 @@ button, so its keys never collide with the PIN keys::
     s           staff button, short press (confirms a visual check)
     l           staff button, long press (staff mode)
     q           quit
+
+The terminal prints how each visit ended (the route read off the screens, with the notice
+code) and each press of a staff button: the kiosk's physical one (``s``, ``l``) and the
+"call staff" button on the touch screen.
+
+When the machine has a sound output the kiosk speaks: the voice prompts are rendered once into
+``$XDG_CACHE_HOME/onshi-kiosk/demo-voice`` (``~/.cache/...``; a rebuild renders only what
+changed) and played as on a kiosk. Without sound, or without Open JTalk and espeak-ng, the demo
+says so and runs silent.
 """
 
 from __future__ import annotations
@@ -23,10 +32,87 @@ import tempfile
 import termios
 import threading
 import tty
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from kiosk.flow.screens import PatientDisplay, Screen, ScreenId, UiAction, UiInput
+from testbed.patient import route_shown
+from testbed.screen_log import FINAL_SCREENS
+
 KEYS = "1234567890abcdefghij"
+
+
+class Narrator:
+    """A :class:`PatientDisplay` around the window: prints how each visit ended and each
+    touch of the "call staff" button, then passes everything on."""
+
+    def __init__(self, inner: PatientDisplay, say: Callable[[str], None] = print) -> None:
+        self.inner = inner
+        self.say = say
+        self._visit: list[Screen] = []
+        self._told = False
+
+    def start(self, on_input: Callable[[UiInput], None]) -> None:
+        def heard(ui: UiInput) -> None:
+            if ui.action is UiAction.CALL_STAFF:
+                self.say("call-staff button touched on the screen")
+            on_input(ui)
+
+        self.inner.start(heard)
+
+    def show(self, screen: Screen) -> None:
+        if screen.id is ScreenId.IDLE:
+            self._visit, self._told = [], False
+        elif not self._visit or self._visit[-1] != screen:
+            self._visit.append(screen)
+            if screen.id in FINAL_SCREENS and not self._told:
+                self._told = True
+                self.say(outcome_line(self._visit))
+        self.inner.show(screen)
+
+    def stop(self) -> None:
+        self.inner.stop()
+
+
+def outcome_line(screens: list[Screen]) -> str:
+    """One line for the terminal: the route of a visit, its last screen and notice code."""
+    final = next(s for s in reversed(screens) if s.id in FINAL_SCREENS)
+    code = f" {final.notice.code}" if final.notice is not None else ""
+    return f"outcome: {route_shown(screens)} ({final.id.value}{code})"
+
+
+def has_sound() -> bool:
+    """Whether SDL can open a sound output here (a sound card, PulseAudio or PipeWire)."""
+    import pygame
+
+    if os.environ.get("SDL_AUDIODRIVER") == "dummy":
+        return False
+    try:
+        pygame.mixer.init()
+    except pygame.error:
+        return False
+    pygame.mixer.quit()
+    return True
+
+
+def demo_voice(say: Callable[[str], None] = print) -> Path | None:
+    """The voice prompts for the window demo, rendered (incrementally) into the user's cache;
+    None, after saying why, when the demo must run silent."""
+    from kiosk.ui import voice
+
+    if not has_sound():
+        say("no sound output here: the kiosk runs silent")
+        return None
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    folder = cache / "onshi-kiosk" / "demo-voice"
+    say(f"voice guidance: rendering the prompts into {folder} (the first run takes a while)")
+    try:
+        report = voice.build(folder, voice.plan(), prune=True)
+    except voice.VoiceBuildError as exc:
+        say(f"no voice guidance: {exc}")
+        return None
+    say(f"voice guidance: {len(report.rendered)} rendered, {len(report.unchanged)} unchanged")
+    return folder
 
 
 @contextlib.contextmanager
@@ -54,7 +140,7 @@ def _next_key(stop: threading.Event) -> str | None:
 
 
 def run_window(args: argparse.Namespace) -> int:
-    from kiosk.app import build_kiosk
+    from kiosk.app import Parts, build_kiosk
     from kiosk.config import load_config
     from kiosk.sim.card import VirtualJpkiCard
     from kiosk.sim.vpcd import InsertedCard, insert
@@ -62,6 +148,7 @@ def run_window(args: argparse.Namespace) -> int:
     from testbed.local_clinic import PASSWORD
     from testbed.staff import StaffHand
 
+    voice_dir = demo_voice()
     work = Path(tempfile.mkdtemp(prefix="onshi-demo-window-"))
     with environment(args.out or work) as env:
         write_kiosk_config(
@@ -71,10 +158,11 @@ def run_window(args: argparse.Namespace) -> int:
             outbox=(args.out or work) / "kiosk" / "outbox.db",
             layout=args.layout,
             video_driver=None,
+            voice_dir=voice_dir,
             timeouts={"pin_entry_s": 60.0, "after_removal_s": 4.0},
         )
         config = load_config(env.config_path)
-        kiosk = build_kiosk(config)
+        kiosk = build_kiosk(config, Parts(wrap_display=Narrator))
         button = StaffHand(
             kiosk.hardware.pin_factory,
             config.gpio.staff_button,
@@ -111,8 +199,10 @@ def run_window(args: argparse.Namespace) -> int:
                         slot = None
                         print("card taken off")
                     elif key == "s":
+                        print("staff button: short press")
                         button.press()
                     elif key == "l":
+                        print("staff button: long press (staff mode)")
                         button.press(hold_s=config.gpio.long_press_s + 0.3)
             except KeyboardInterrupt:
                 pass

@@ -59,6 +59,7 @@ def write_kiosk_config(
     layout: str = "landscape",
     fullscreen: bool = False,
     video_driver: str | None = "dummy",
+    voice_dir: Path | None = None,
     extra: str = "",
 ) -> Path:
     """A kiosk TOML file as a maintainer would write one, for the local server."""
@@ -89,7 +90,8 @@ def write_kiosk_config(
     ]
     if video_driver is not None:
         lines.append(f'video_driver = "{video_driver}"')
-    lines += ["", "[voice]", "enabled = false", "", "[timeouts]"]
+    voice = ["enabled = false"] if voice_dir is None else [f'dir = "{voice_dir}"']
+    lines += ["", "[voice]", *voice, "", "[timeouts]"]
     lines += [f"{k} = {v}" for k, v in {**DEMO_TIMEOUTS, **(timeouts or {})}.items()]
     if card_left:
         lines += ["", "[card_left]"]

@@ -345,6 +345,7 @@ def _answered(
                 facts=state.facts,
                 tries_left=state.tries_left,
                 wrong_pins=state.wrong_pins,
+                certificate_expiry=state.certificate_expiry,
                 verification_id=answer.verification_id,
             )
             return moves.go(
@@ -366,7 +367,9 @@ def _answered(
             SignAndSend(state.session, mode, fresh_challenge=True),
         )
     if message in _ELIGIBLE:
-        ok = ResultOk(renew_certificate=_ELIGIBLE[message])
+        ok = ResultOk(
+            renew_certificate=_ELIGIBLE[message], certificate_expiry=state.certificate_expiry
+        )
         return moves.conclude(state, ok, answer.reason_code, mode=mode, answer=answer)
     notice = BY_PATIENT_MESSAGE.get(message, Notice.SERVER_ERROR)
     return moves.notice(state, notice, answer.reason_code, mode=mode, answer=answer)

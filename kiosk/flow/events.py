@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, TypeAlias
 
-from kiosk.flow.screens import Language, UiAction
+from kiosk.flow.screens import CertificateExpiry, Language, UiAction
 
 # --- facts the workers report ------------------------------------------------------------------
 
@@ -139,6 +139,15 @@ class StaffButtonPressed:
 
 
 @dataclass(frozen=True)
+class CertificateDates:
+    """The user certificate was read for the check: its expiry, when it is within three
+    months either side of today (else None). Only its notAfter is looked at."""
+
+    session: int
+    expiry: CertificateExpiry | None
+
+
+@dataclass(frozen=True)
 class TimerFired:
     generation: int
 
@@ -155,6 +164,7 @@ Event: TypeAlias = (
     | ServerAnswered
     | ServerFailed
     | ConfirmRefused
+    | CertificateDates
     | Pressed
     | StaffButtonPressed
     | TimerFired
@@ -169,4 +179,5 @@ SESSION_EVENTS: Final = (
     ServerAnswered,
     ServerFailed,
     ConfirmRefused,
+    CertificateDates,
 )

@@ -52,16 +52,25 @@ Rules the machine keeps (and its tests check):
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from types import MappingProxyType
 from typing import ClassVar, TypeAlias
 
 from kiosk.errors import FlowDefinitionError
 from kiosk.flow import card_session, outside_session
-from kiosk.flow.events import SESSION_EVENTS, Event, ReaderLost, StaffButtonPressed, TimerFired
+from kiosk.flow.events import (
+    SESSION_EVENTS,
+    CertificateDates,
+    Event,
+    ReaderLost,
+    StaffButtonPressed,
+    TimerFired,
+)
 from kiosk.flow.moves import Moves, Step
 from kiosk.flow.settings import FlowSettings
 from kiosk.flow.states import (
     STATE_TYPES,
+    CardSession,
     Checking,
     ChoosingCheck,
     ChoosingLanguage,
@@ -194,6 +203,10 @@ class FlowMachine(TransitionTable):
             return state, ()
         if isinstance(event, ReaderLost):
             return self._moves.reader_lost(state, event.code)
+        if isinstance(event, CertificateDates):  # kept for the result screen
+            if isinstance(state, CardSession):
+                return replace(state, certificate_expiry=event.expiry), ()
+            return state, ()
         if isinstance(event, StaffButtonPressed) and event.long:
             return outside_session.staff_long_press(self._moves, state)
         return self.handlers[type(state)](self._moves, state, event)

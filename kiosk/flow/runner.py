@@ -36,6 +36,7 @@ from typing import Any, Protocol
 from contract.challenge import signed_message
 from kiosk.card.jpki import PinEntry
 from kiosk.flow.card_worker import CardContext, CardJob, CardWorker
+from kiosk.flow.certificate import expiry_of, today_in_japan
 from kiosk.flow.effects import (
     AcceptDigit,
     AwaitStaffDecision,
@@ -56,7 +57,14 @@ from kiosk.flow.effects import (
     StartTimer,
     VerifyPin,
 )
-from kiosk.flow.events import CardFailed, Event, Pressed, StaffButtonPressed, TimerFired
+from kiosk.flow.events import (
+    CardFailed,
+    CertificateDates,
+    Event,
+    Pressed,
+    StaffButtonPressed,
+    TimerFired,
+)
 from kiosk.flow.journal import Journal
 from kiosk.flow.machine import FlowMachine
 from kiosk.flow.queue_worker import QueueWorker, ThrottledLog
@@ -337,6 +345,8 @@ class FlowRunner:
 
         def job(card: CardContext) -> None:
             certificate = card.certificate_der()
+            expiry = expiry_of(certificate, today_in_japan())
+            self.post(CertificateDates(effect.session, expiry))  # for the result screen
             nonce = server.take_challenge(effect.session, fresh=effect.fresh_challenge)
             signature = None
             if effect.mode == "pin":

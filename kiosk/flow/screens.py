@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from enum import StrEnum
 from typing import Protocol
 
@@ -65,6 +66,7 @@ class UiAction(StrEnum):
     ERASE = "erase"  # the correction key
     CANCEL = "cancel"  # back (from PIN entry, the language chooser, help screens)
     DONE = "done"  # the patient read the message
+    CALL_STAFF = "call_staff"  # the patient asks for staff (PIN and choice screens)
     STAFF_EXIT = "staff_exit"  # leave staff mode
 
 
@@ -80,6 +82,15 @@ class PinUnavailable(StrEnum):
     LOCKED = "locked"
     AT_FLOOR = "at_floor"  # the policy keeps the last try for the municipal office
     NO_PIN = "no_pin"  # a face-authentication card
+
+
+@dataclass(frozen=True)
+class CertificateExpiry:
+    """When the card's user certificate expires (its notAfter, a date in Japan) and whether
+    that day has passed: shown from three months before to three months after it."""
+
+    on: date
+    expired: bool
 
 
 @dataclass(frozen=True)
@@ -100,6 +111,8 @@ class Screen:
     notice: Notice | None = None
     #: RESULT_OK: the certificate expired but is in its grace period: renew at the city office.
     renew_certificate: bool = False
+    #: RESULT_OK: the certificate expires (or expired) within three months: when, and renew.
+    certificate_expiry: CertificateExpiry | None = None
     #: TAKE_CARD: 0 first reminder, rising to 3 as the card stays on the reader.
     reminder_level: int = 0
     #: STAFF_MODE: one-line facts for staff (reader, server, outbox), no patient data.

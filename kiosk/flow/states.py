@@ -17,7 +17,13 @@ from typing import ClassVar, Final
 from contract.challenge import Mode
 from kiosk.flow.events import CardFacts
 from kiosk.flow.notices import Notice
-from kiosk.flow.screens import DEFAULT_LANGUAGE, Language, PinUnavailable, ScreenId
+from kiosk.flow.screens import (
+    DEFAULT_LANGUAGE,
+    CertificateExpiry,
+    Language,
+    PinUnavailable,
+    ScreenId,
+)
 from kiosk.hw.signals import LightSignal
 
 
@@ -73,6 +79,8 @@ class CardSession(FlowState):
     tries_left: int | None = None
     #: wrong PINs typed in this session (a count, for the log)
     wrong_pins: int = 0
+    #: the user certificate expires (or expired) within three months (read for the check)
+    certificate_expiry: CertificateExpiry | None = None
 
     @property
     def visual_possible(self) -> bool:
@@ -140,6 +148,7 @@ class Concluded(FlowState):
 class ResultOk(Concluded):
     screen_id = ScreenId.RESULT_OK
     renew_certificate: bool = False
+    certificate_expiry: CertificateExpiry | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -52,7 +52,11 @@ def screen_of(state: FlowState) -> Screen:
             base, tries_left=state.tries_left, digits_typed=state.digits, wrong_pin=state.wrong_pin
         )
     if isinstance(state, ResultOk):
-        return replace(base, renew_certificate=state.renew_certificate)
+        return replace(
+            base,
+            renew_certificate=state.renew_certificate,
+            certificate_expiry=state.certificate_expiry,
+        )
     if isinstance(state, NeedsStaff | ErrorNotice):
         return replace(base, notice=state.notice)
     if isinstance(state, TakeCard):
@@ -72,7 +76,8 @@ _FIXED_NOTICES: Final[dict[ScreenId, Notice]] = {
 
 
 def lights_of(state: FlowState) -> LightSignal:
-    """Green eligible; amber staff (blinking: visual check waiting); red error; blue ready/busy."""
+    """Green eligible; amber staff or "place the card again" (blinking: visual check waiting);
+    red error; blue ready/busy."""
     if isinstance(state, TakeCard):
         return state.signal
     if isinstance(state, ReadingCard | Checking):
@@ -87,8 +92,8 @@ def lights_of(state: FlowState) -> LightSignal:
         return LightSignal.STAFF_NEEDED if state.notice.needs_staff else LightSignal.ERROR
     if isinstance(state, NoCardHelp | ReaderMissing | OfflineNotice):
         return LightSignal.STAFF_NEEDED
-    if isinstance(state, RemovedEarly):
-        return LightSignal.ERROR
+    if isinstance(state, RemovedEarly):  # amber, not red: place the card again
+        return LightSignal.STAFF_NEEDED
     if isinstance(state, StaffMode):
         return LightSignal.OFF
     return LightSignal.READY  # Idle, ChoosingLanguage, EnteringPin

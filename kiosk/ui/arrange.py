@@ -61,13 +61,18 @@ def _code_width(layout: Layout) -> int:
     return round(layout.code_size * 4.6)
 
 
-def _actions(layout: Layout, area: Rect, buttons: tuple[Button, ...]) -> tuple[list[Placed], Rect]:
-    """Place the action buttons at the bottom of ``area``; returns them and the space above."""
+def _actions(
+    layout: Layout, area: Rect, buttons: tuple[Button, ...], *, in_row: bool = False
+) -> tuple[list[Placed], Rect]:
+    """Place the action buttons at the bottom of ``area``; returns them and the space above.
+
+    ``in_row`` puts them side by side even where the layout stacks them (under a keypad,
+    where the height is for the keys and the text)."""
     if not buttons:
         return [], area.copy()
     gap, height = layout.gap, layout.button_height
     placed = []
-    if layout.actions_in_row:
+    if layout.actions_in_row or in_row:
         n = len(buttons)
         row = Rect(area.x, area.bottom - height, area.width, height)
         if n == 1 and layout.mm(row.width, height)[0] > SINGLE_BUTTON_MAX_MM:
@@ -141,7 +146,7 @@ def arrange(view: View, layout: Layout) -> Plan:
             side = Rect(content.x, content.y, content.width - kw - 2 * gap, content.height)
             actions, above = _actions(layout, side, view.actions)
         else:
-            actions, above = _actions(layout, content, view.actions)
+            actions, above = _actions(layout, content, view.actions, in_row=True)
             pad = Rect(above.centerx - kw // 2, above.bottom - kh, kw, kh)
             above.height = max(0, pad.y - gap - above.y)
         keys = _keypad(layout, pad.topleft)

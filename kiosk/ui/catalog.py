@@ -6,7 +6,8 @@ on a count (``pin.tries_left``) has one entry per plural category of the languag
 names them (``pin.tries_left.one``, ``pin.tries_left.other``); Japanese, Chinese, Korean and
 Vietnamese have only ``other``.
 
-Values are ``str.format`` templates; the only placeholder is ``{n}`` (a count). The tests
+Values are ``str.format`` templates; the placeholders are ``{n}`` (a count) and ``{date}`` (a
+day, written as the language writes dates: :func:`format_date`). The tests
 hold every catalogue to the same keys, the same placeholders and real translations.
 """
 
@@ -17,6 +18,7 @@ import string
 import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import date
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -39,8 +41,39 @@ PLURAL_CATEGORIES: dict[Language, tuple[str, ...]] = {
 #: Keys that take a count and so have one entry per plural category.
 PLURAL_KEYS = frozenset({"pin.tries_left", "pin.wrong", "pin_unavailable.at_floor"})
 
-#: The one placeholder a template may hold.
-PLACEHOLDERS = frozenset({"n"})
+#: The placeholders a template may hold.
+PLACEHOLDERS = frozenset({"n", "date"})
+
+#: How each language writes a day.
+_DATE_FORMATS: dict[Language, str] = {
+    Language.JA: "{y}年{m}月{d}日",
+    Language.EN: "{d} {month} {y}",
+    Language.ZH: "{y}年{m}月{d}日",
+    Language.KO: "{y}년 {m}월 {d}일",
+    Language.VI: "{d}/{m}/{y}",
+    Language.PT: "{d:02d}/{m:02d}/{y}",
+}
+_MONTHS_EN = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
+
+
+def format_date(language: Language, day: date) -> str:
+    """``day`` as ``language`` writes it: 2027年3月31日, 31 March 2027, 31/03/2027..."""
+    return _DATE_FORMATS[language].format(
+        y=day.year, m=day.month, d=day.day, month=_MONTHS_EN[day.month - 1]
+    )
 
 
 def plural_category(language: Language, n: int) -> str:
@@ -70,14 +103,17 @@ class Catalog:
     def has(self, key: str) -> bool:
         return key in self.messages
 
-    def text(self, key: str, n: int | None = None) -> str:
-        """The message ``key``; with ``n``, the plural form for ``n`` with ``{n}`` filled in."""
+    def text(self, key: str, n: int | None = None, on: date | None = None) -> str:
+        """The message ``key``; with ``n``, the plural form for ``n`` with ``{n}`` filled in;
+        with ``on``, ``{date}`` filled in."""
         full = key if n is None else f"{key}.{plural_category(self.language, n)}"
         template = self.messages.get(full)
         if template is None:
             # The tests forbid this; on a unit it shows the key rather than crash the screen.
             log.error("message %s is missing in %s", full, self.language.value)
             return full
+        if on is not None:
+            return template.format(n=n, date=format_date(self.language, on))
         return template.format(n=n) if n is not None else template
 
     def __iter__(self) -> Iterator[str]:

@@ -152,7 +152,7 @@ class _Painter:
         if isinstance(text, Raw):
             return text.text, text.text
         catalog = self.catalogs[language or self.language]
-        return catalog.text(text.key, text.n), text.key
+        return catalog.text(text.key, text.n, text.on), text.key
 
     def put_text(
         self,

@@ -6,10 +6,11 @@ every catalogue must have) and by ``kiosk voice build`` (through the prompts the
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from kiosk.flow.notices import Notice
-from kiosk.flow.screens import Language, PinUnavailable, Screen, ScreenId
+from kiosk.flow.screens import CertificateExpiry, Language, PinUnavailable, Screen, ScreenId
 from kiosk.ui.view import MAX_REMINDER, PIN_LENGTH
 
 #: What staff mode shows, as the flow would fill it (no patient data).
@@ -48,6 +49,12 @@ def sample_screens(language: Language = Language.JA) -> list[Screen]:
         s(ScreenId.VISUAL_WAIT),
         s(ScreenId.RESULT_OK),
         s(ScreenId.RESULT_OK, renew_certificate=True),
+        s(ScreenId.RESULT_OK, certificate_expiry=CertificateExpiry(date(2027, 3, 31), False)),
+        s(
+            ScreenId.RESULT_OK,
+            renew_certificate=True,
+            certificate_expiry=CertificateExpiry(date(2026, 11, 30), True),
+        ),
     ]
     for notice in Notice:
         screens.append(s(ScreenId.NEEDS_STAFF, notice=notice))
@@ -82,6 +89,8 @@ def sample_name(screen: Screen) -> str:
         parts.append("wrong")
     if screen.renew_certificate:
         parts.append("renew")
+    if screen.certificate_expiry is not None:
+        parts.append("expired" if screen.certificate_expiry.expired else "expires")
     if screen.id is ScreenId.TAKE_CARD:
         parts.append(f"level{screen.reminder_level}")
     return "-".join(parts)

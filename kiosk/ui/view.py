@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from datetime import date
 from enum import StrEnum
 
 from kiosk.flow.notices import Notice
@@ -73,6 +74,8 @@ class Msg:
 
     key: str
     n: int | None = None
+    #: fills ``{date}``, written as the language writes dates
+    on: date | None = None
 
 
 @dataclass(frozen=True)
@@ -153,8 +156,28 @@ def _back(*, default: bool = False) -> Button:
     return Button(Msg("button.back"), UiInput(UiAction.CANCEL), default=default)
 
 
-def _ok() -> Button:
-    return Button(Msg("button.ok"), UiInput(UiAction.DONE), ButtonRole.PRIMARY, default=True)
+def _close(action: UiAction = UiAction.DONE) -> Button:
+    """The one "Close" of a language, on every screen the patient dismisses."""
+    return Button(Msg("button.close"), UiInput(action), ButtonRole.PRIMARY, default=True)
+
+
+def _call_staff() -> Button:
+    """The patient asks for staff straight away (PIN and choice screens)."""
+    return Button(Msg("button.call_staff"), UiInput(UiAction.CALL_STAFF), icon=Icon.STAFF)
+
+
+#: Screens a visit ends on: each says "please take your card" as its last line.
+FINAL_SCREENS = frozenset(
+    {ScreenId.RESULT_OK, ScreenId.NEEDS_STAFF, ScreenId.ERROR, ScreenId.SERVER_UNREACHABLE}
+)
+#: Notices after which the patient is not sent to the desk: "take your card" alone.
+_NOT_TO_THE_DESK = frozenset({Notice.CARD_REMOVED_EARLY, Notice.NOT_MY_NUMBER_CARD, Notice.NO_CARD})
+
+
+def take_your_card(screen: Screen) -> Para:
+    """The last line of a final screen: take the card (and go to the desk, when sent there)."""
+    plain = screen.id is ScreenId.RESULT_OK or screen.notice in _NOT_TO_THE_DESK
+    return Para(Msg("final.take_card" if plain else "final.take_card_to_desk"), ParaStyle.LEAD)
 
 
 def _notice_tone(notice: Notice | None, fallback: Tone) -> Tone:
@@ -170,13 +193,15 @@ def _screen_text(screen_id: ScreenId, part: str) -> Msg:
 def _notice_or_screen(
     screen: Screen, *, tone: Tone, icon: Icon, actions: tuple[Button, ...]
 ) -> View:
-    """A screen that shows its notice when it has one, else its own words."""
+    """A screen that shows its notice when it has one, else its own words; a final screen
+    ends with "please take your card"."""
+    last = (take_your_card(screen),) if screen.id in FINAL_SCREENS else ()
     if screen.notice is not None:
         return View(
             screen.id,
             tone=_notice_tone(screen.notice, tone),
             title=Msg(f"{screen.notice.key}.title"),
-            body=(Para(Msg(f"{screen.notice.key}.advice")),),
+            body=(Para(Msg(f"{screen.notice.key}.advice")), *last),
             code=screen.notice.code,
             icon=icon,
             actions=actions,
@@ -185,7 +210,7 @@ def _notice_or_screen(
         screen.id,
         tone=tone,
         title=_screen_text(screen.id, "title"),
-        body=(Para(_screen_text(screen.id, "body")),),
+        body=(Para(_screen_text(screen.id, "body")), *last),
         icon=icon,
         actions=actions,
     )
@@ -230,7 +255,7 @@ def _no_card_help(screen: Screen) -> View:
         title=_screen_text(screen.id, "title"),
         body=(Para(_screen_text(screen.id, "body")),),
         icon=Icon.STAFF,
-        actions=(_back(default=True),),
+        actions=(_close(UiAction.CANCEL),),
     )
 
 
@@ -264,7 +289,10 @@ def _choose_check(screen: Screen) -> View:
             title=_screen_text(screen.id, "title_visual_only"),
             body=(Para(reason, ParaStyle.NOTE),),
             icon=Icon.STAFF,
-            actions=(Button(visual.label, visual.input, ButtonRole.PRIMARY, default=True),),
+            actions=(
+                Button(visual.label, visual.input, ButtonRole.PRIMARY, default=True),
+                _call_staff(),
+            ),
         )
     return View(
         screen.id,
@@ -280,6 +308,7 @@ def _choose_check(screen: Screen) -> View:
                 default=True,
             ),
             visual,
+            _call_staff(),
         ),
     )
 
@@ -299,7 +328,7 @@ def _pin_entry(screen: Screen) -> View:
         body=(Para(_screen_text(screen.id, "body")), *status),
         dots=min(max(screen.digits_typed, 0), PIN_LENGTH),
         keypad=True,
-        actions=(_back(),),
+        actions=(_back(), _call_staff()),
     )
 
 
@@ -315,24 +344,31 @@ def _visual_wait(screen: Screen) -> View:
 
 
 def _result_ok(screen: Screen) -> View:
-    body = [Para(_screen_text(screen.id, "body"), ParaStyle.LEAD)]
-    if screen.renew_certificate:
-        body.append(Para(_screen_text(screen.id, "renew"), ParaStyle.NOTE))
+    """Confirmed; one line on the certificate when it needs renewing (else: wait to be
+    called); take your card."""
+    expiry = screen.certificate_expiry
+    if expiry is not None:
+        part = "expired" if expiry.expired else "expires"
+        middle = Para(Msg(f"screen.result_ok.{part}", on=expiry.on), ParaStyle.NOTE)
+    elif screen.renew_certificate:
+        middle = Para(_screen_text(screen.id, "renew"), ParaStyle.NOTE)
+    else:
+        middle = Para(_screen_text(screen.id, "body"))
     return View(
         screen.id,
         tone=Tone.SUCCESS,
         title=_screen_text(screen.id, "title"),
-        body=tuple(body),
+        body=(middle, take_your_card(screen)),
         icon=Icon.CHECK,
     )
 
 
 def _needs_staff(screen: Screen) -> View:
-    return _notice_or_screen(screen, tone=Tone.STAFF, icon=Icon.STAFF, actions=(_ok(),))
+    return _notice_or_screen(screen, tone=Tone.STAFF, icon=Icon.STAFF, actions=(_close(),))
 
 
 def _error(screen: Screen) -> View:
-    view = _notice_or_screen(screen, tone=Tone.ERROR, icon=Icon.ALERT, actions=(_ok(),))
+    view = _notice_or_screen(screen, tone=Tone.ERROR, icon=Icon.ALERT, actions=(_close(),))
     # an error screen stays red whatever the notice: the card cannot be used here
     return replace(view, tone=Tone.ERROR)
 
@@ -350,7 +386,9 @@ def _take_card(screen: Screen) -> View:
 
 
 def _removed_early(screen: Screen) -> View:
-    return _notice_or_screen(screen, tone=Tone.READY, icon=Icon.CARD_PLACE, actions=(_ok(),))
+    view = _notice_or_screen(screen, tone=Tone.STAFF, icon=Icon.CARD_PLACE, actions=(_close(),))
+    # amber, never red: nothing is wrong with the card, the patient only places it again
+    return replace(view, tone=Tone.STAFF)
 
 
 def _reader_missing(screen: Screen) -> View:
@@ -358,7 +396,7 @@ def _reader_missing(screen: Screen) -> View:
 
 
 def _server_unreachable(screen: Screen) -> View:
-    return _notice_or_screen(screen, tone=Tone.STAFF, icon=Icon.WARNING, actions=(_ok(),))
+    return _notice_or_screen(screen, tone=Tone.STAFF, icon=Icon.WARNING, actions=(_close(),))
 
 
 def _staff_mode(screen: Screen) -> View:

@@ -6,10 +6,15 @@ other languages with espeak-ng. ``DIR/<language>/<prompt>.wav`` holds each file 
 ``DIR/manifest.json`` the hash of what produced it (engine, options, text), so a rebuild only
 renders what changed.
 
-The texts come from the catalogues: ``voice.<prompt>`` keys, plus the notice title and
-advice for notices and the tries-left phrases for the PIN. On the kiosk, :class:`VoicePlayer`
-plays the prompt of each new screen through ``pygame.mixer`` (in the UI thread) and says
-nothing again while the prompt stays the same (typing PIN digits does not repeat it).
+The texts come from the catalogues: ``voice.<prompt>`` keys, plus a notice's title and then
+its advice (or, on a final screen, "please take your card (to the desk)"), and the tries-left
+phrases for the PIN. Each part is rendered on its own and the parts are joined with a pause,
+trimmed and levelled to one loudness for both engines (:mod:`kiosk.ui.voice_audio`); no
+prompt may run past 8 s (``kiosk voice measure DIR`` prints the figures).
+
+On the kiosk, :class:`VoicePlayer` plays the prompt of each new screen through
+``pygame.mixer`` (in the UI thread) and says nothing again while the prompt stays the same
+(typing PIN digits does not repeat it).
 """
 
 from __future__ import annotations
@@ -29,11 +34,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kiosk.errors import KioskError
+from kiosk.flow.notices import Notice
 from kiosk.flow.screens import Language, PinUnavailable, Screen, ScreenId
 from kiosk.ui.catalog import Catalog, default_catalogs
 from kiosk.ui.config import VoiceConfig
 from kiosk.ui.samples import sample_screens
-from kiosk.ui.view import Msg
+from kiosk.ui.view import FINAL_SCREENS, Msg, take_your_card
+from kiosk.ui.voice_audio import (
+    PAUSE_S,
+    PEAK_CEILING_DB,
+    TARGET_LOUDNESS_DB,
+    VoiceAudioError,
+    join,
+    normalise,
+    read_pcm,
+    write_pcm,
+)
 
 log = logging.getLogger(__name__)
 
@@ -82,21 +98,21 @@ _NOTICE_SCREENS: dict[ScreenId, str] = {
 }
 
 
+#: The national system or the clinic server is out of reach: one prompt says it all.
+_OUTAGES = frozenset({Notice.SYSTEM_DOWN, Notice.SERVER_UNREACHABLE})
+
+
 def prompt_for(screen: Screen) -> Prompt | None:
     """What to say when ``screen`` appears; None for staff mode. Ignores the digits typed."""
     sid = screen.id
     if sid in _SIMPLE:
         return Prompt(_SIMPLE[sid], (_voice(_SIMPLE[sid]),))
     if sid is ScreenId.CHOOSE_CHECK:
-        reason = screen.pin_unavailable
-        if reason is None:
+        if screen.pin_unavailable is None:
             return Prompt("choose_check", (_voice("choose_check"),))
-        if reason is PinUnavailable.AT_FLOOR:
-            n = max(screen.tries_left or 1, 1)
-            why = Msg(f"pin_unavailable.{reason.value}", n)
-            return Prompt(f"choose_check-{reason.value}-{n}", (why, _voice("choose_visual_only")))
-        why = Msg(f"pin_unavailable.{reason.value}")
-        return Prompt(f"choose_check-{reason.value}", (why, _voice("choose_visual_only")))
+        # the reason is on the screen (and told by staff): said aloud it would run too long
+        title = Msg("screen.choose_check.title_visual_only")
+        return Prompt("choose_check-visual_only", (title, _voice("choose_visual_only")))
     if sid is ScreenId.PIN_ENTRY:
         tries = screen.tries_left
         if screen.wrong_pin:
@@ -107,18 +123,26 @@ def prompt_for(screen: Screen) -> Prompt | None:
             return Prompt("pin_entry", (_voice("pin_entry"),))
         return Prompt(f"pin_entry-{tries}", (_voice("pin_entry"), Msg("pin.tries_left", tries)))
     if sid is ScreenId.RESULT_OK:
-        if screen.renew_certificate:
+        if screen.renew_certificate or screen.certificate_expiry is not None:
             return Prompt("result_ok-renew", (_voice("result_ok"), _voice("result_ok_renew")))
         return Prompt("result_ok", (_voice("result_ok"),))
     if sid is ScreenId.TAKE_CARD:
         level = min(max(screen.reminder_level, 0), 3)
         return Prompt(f"take_card-{level}", (_voice(f"take_card_{level}"),))
+    if sid is ScreenId.SERVER_UNREACHABLE and screen.notice is None:
+        return Prompt("outage", (_voice("outage"),))
     if sid in _NOTICE_SCREENS:
         if screen.notice is not None:
             key = screen.notice.key
-            return Prompt(
-                f"notice-{screen.notice.name.lower()}", (Msg(f"{key}.title"), Msg(f"{key}.advice"))
-            )
+            name = f"notice-{screen.notice.name.lower()}"
+            parts = (Msg(f"{key}.title"), Msg(f"{key}.advice"))
+            if screen.notice in _OUTAGES:  # not charged in full, go to the desk: one sentence
+                return Prompt("outage", (_voice("outage"),))
+            if sid in FINAL_SCREENS:  # the title, then what to do: take the card (to the desk)
+                to_desk = take_your_card(screen).text == Msg("final.take_card_to_desk")
+                last = Msg("final.take_card_to_desk" if to_desk else "final.take_card")
+                return Prompt(f"{name}-{'desk' if to_desk else 'take'}", (parts[0], last))
+            return Prompt(name, parts)
         return Prompt(_NOTICE_SCREENS[sid], (_voice(_NOTICE_SCREENS[sid]),))
     return None
 
@@ -145,13 +169,21 @@ def all_prompts() -> list[Prompt]:
 _JAPANESE_IN_BRACKETS = re.compile(r"\s*[（(][^()（）]*[\u3040-\u30ff\u3400-\u9fff][^()（）]*[)）]")
 
 
-def prompt_text(prompt: Prompt, language: Language, catalog: Catalog | None = None) -> str:
-    """What the synthesiser says for ``prompt`` in ``language``."""
+def prompt_parts(
+    prompt: Prompt, language: Language, catalog: Catalog | None = None
+) -> tuple[str, ...]:
+    """What the synthesiser says for each part of ``prompt`` in ``language`` (a pause of
+    :data:`~kiosk.ui.voice_audio.PAUSE_S` goes between them)."""
     cat = catalog or default_catalogs()[language]
-    text = " ".join(cat.text(part.key, part.n) for part in prompt.parts)
+    texts = [cat.text(part.key, part.n, part.on) for part in prompt.parts]
     if language is not Language.JA:
-        text = _JAPANESE_IN_BRACKETS.sub("", text)
-    return text
+        texts = [_JAPANESE_IN_BRACKETS.sub("", text) for text in texts]
+    return tuple(texts)
+
+
+def prompt_text(prompt: Prompt, language: Language, catalog: Catalog | None = None) -> str:
+    """What the synthesiser says for ``prompt`` in ``language``, as one line."""
+    return " ".join(prompt_parts(prompt, language, catalog))
 
 
 # --- synthesis ---------------------------------------------------------------------------------
@@ -170,7 +202,10 @@ ESPEAK_VOICE: dict[Language, str] = {
 }
 #: A calm pace for older listeners: words per minute for espeak-ng, speed for Open JTalk.
 ESPEAK_SPEED_WPM = 150
-OPEN_JTALK_SPEED = 0.95
+#: espeak-ng's Mandarin and Korean voices count syllables: at 150 they drawl (a Chinese prompt
+#: ran past 11 s); these rates sound as calm as the others (measured: ``kiosk voice measure``).
+ESPEAK_SPEED_BY_LANGUAGE: dict[Language, int] = {Language.ZH: 220, Language.KO: 165}
+OPEN_JTALK_SPEED = 1.0
 
 
 @dataclass(frozen=True)
@@ -211,7 +246,7 @@ def engine_for(language: Language) -> Engine:
             "-v",
             ESPEAK_VOICE[language],
             "-s",
-            str(ESPEAK_SPEED_WPM),
+            str(ESPEAK_SPEED_BY_LANGUAGE.get(language, ESPEAK_SPEED_WPM)),
             "-b",
             "1",
             "-w",
@@ -261,41 +296,67 @@ def _espeak_voices() -> set[str]:
     return names
 
 
-def input_hash(engine: Engine, text: str) -> str:
-    return hashlib.sha256(f"{engine.identity}\n{text}".encode()).hexdigest()
+#: How the parts become one file: changing it re-renders every prompt.
+AUDIO_RECIPE = (
+    f"parts joined by {PAUSE_S} s; "
+    f"levelled to {TARGET_LOUDNESS_DB} dB, peak <= {PEAK_CEILING_DB} dB"
+)
+
+
+def input_hash(engine: Engine, parts: Sequence[str]) -> str:
+    recipe = "\n".join((engine.identity, AUDIO_RECIPE, *parts))
+    return hashlib.sha256(recipe.encode()).hexdigest()
 
 
 def _file_hash(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def synthesize(engine: Engine, text: str, out: Path) -> None:
-    """Render ``text`` into ``out`` (atomically: a failed run leaves no partial file)."""
+def _speak(engine: Engine, text: str, out: Path, name: str) -> None:
+    """One part of the prompt ``name`` into ``out``."""
+    result = subprocess.run(
+        engine.command(out), input=text.encode(), capture_output=True, timeout=120, check=False
+    )
+    if result.returncode != 0 or out.stat().st_size <= 44:
+        message = result.stderr.decode(errors="replace").strip()[:200]
+        raise VoiceBuildError(f"{engine.name} failed for {name}: {message or 'no audio'}")
+
+
+def synthesize(engine: Engine, parts: str | Sequence[str], out: Path) -> None:
+    """Render ``parts`` into ``out``, a pause between them, levelled (atomically: a failed run
+    leaves no partial file)."""
+    texts = [parts] if isinstance(parts, str) else list(parts)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(suffix=".wav", dir=out.parent, prefix=f".{out.stem}.")
     os.close(fd)
     tmp = Path(tmp_name)
+    pieces = [tmp.with_suffix(f".{i}.wav") for i in range(len(texts))]
     try:
-        result = subprocess.run(
-            engine.command(tmp), input=text.encode(), capture_output=True, timeout=120, check=False
-        )
-        if result.returncode != 0 or tmp.stat().st_size <= 44:
-            message = result.stderr.decode(errors="replace").strip()[:200]
-            raise VoiceBuildError(f"{engine.name} failed for {out.name}: {message or 'no audio'}")
+        for text, piece in zip(texts, pieces, strict=True):
+            _speak(engine, text, piece, out.name)
+        write_pcm(normalise(join([read_pcm(piece) for piece in pieces])), tmp)
         tmp.chmod(0o644)  # mkstemp makes it private; the kiosk's own user plays it
         tmp.replace(out)
+    except VoiceAudioError as exc:
+        raise VoiceBuildError(f"{engine.name} wrote unusable audio for {out.name}: {exc}") from exc
     except OSError as exc:
         raise VoiceBuildError(f"{engine.name} could not run: {exc}") from exc
     finally:
         tmp.unlink(missing_ok=True)
+        for piece in pieces:
+            piece.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
 class Job:
     language: Language
     prompt: Prompt
-    text: str
+    parts: tuple[str, ...]
     engine: Engine
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.parts)
 
     @property
     def path(self) -> str:
@@ -323,7 +384,7 @@ def plan(
             if only and not any(fnmatch.fnmatchcase(prompt.name, p) for p in only):
                 continue
             jobs.append(
-                Job(language, prompt, prompt_text(prompt, language, cats[language]), engine)
+                Job(language, prompt, prompt_parts(prompt, language, cats[language]), engine)
             )
     return jobs
 
@@ -369,7 +430,7 @@ def build(
     for job in jobs:
         entry = manifest.get(job.path, {})
         path = out_dir / job.path
-        digest = input_hash(job.engine, job.text)
+        digest = input_hash(job.engine, job.parts)
         if (
             entry.get("input") == digest
             and path.is_file()
@@ -380,14 +441,14 @@ def build(
             todo.append(job)
 
     def render(job: Job) -> Job:
-        synthesize(job.engine, job.text, out_dir / job.path)
+        synthesize(job.engine, job.parts, out_dir / job.path)
         return job
 
     try:
         with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 2) as pool:
             for job in pool.map(render, todo):
                 manifest[job.path] = {
-                    "input": input_hash(job.engine, job.text),
+                    "input": input_hash(job.engine, job.parts),
                     "sha256": _file_hash(out_dir / job.path),
                     "engine": job.engine.name,
                     "text": job.text,

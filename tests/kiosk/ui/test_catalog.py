@@ -9,6 +9,7 @@ placeholder lost in translation or Japanese where it does not belong fails here.
 from __future__ import annotations
 
 import re
+from datetime import date
 
 import pytest
 
@@ -22,6 +23,7 @@ from kiosk.ui.catalog import (
     Catalog,
     default_catalogs,
     expand_plurals,
+    format_date,
     load_catalog,
     parse_catalog,
     placeholders,
@@ -34,6 +36,9 @@ from kiosk.ui.voice import all_prompts
 #: Values that may read the same as in English: proper nouns only. None today; a new one is
 #: added here on purpose, with the language, so an untranslated value never slips through.
 SAME_AS_ENGLISH_ALLOWED: frozenset[tuple[Language, str]] = frozenset()
+
+#: Keys that say a day: ``{date}``, and nothing else.
+DATED_KEYS = frozenset({"screen.result_ok.expires", "screen.result_ok.expired"})
 
 AUTONYMS = {
     Language.JA: "日本語",
@@ -108,6 +113,8 @@ def test_placeholders_survive_translation(
         if base in PLURAL_KEYS:
             if category == "other":
                 assert "n" in found, f"{key} must show the count: {value!r}"
+        elif key in DATED_KEYS:
+            assert found == {"date"}, f"{key} must show the date: {value!r}"
         else:
             assert not found, f"{key} takes no count: {value!r}"
         assert value == value.strip(), f"{key}: stray spaces"
@@ -159,38 +166,35 @@ def test_plural_forms_follow_each_language() -> None:
     cats = default_catalogs()
     assert cats[Language.EN].text("pin.tries_left", 1) == "You have 1 try left."
     assert cats[Language.EN].text("pin.tries_left", 2) == "You have 2 tries left."
-    assert cats[Language.PT].text("pin.wrong", 1).endswith("Resta 1 tentativa.")
-    assert cats[Language.PT].text("pin.wrong", 3).endswith("Restam 3 tentativas.")
+    assert cats[Language.PT].text("pin.wrong", 1).endswith("resta 1 tentativa.")
+    assert cats[Language.PT].text("pin.wrong", 3).endswith("restam 3 tentativas.")
     assert cats[Language.JA].text("pin.tries_left", 2) == "入力できるのは、あと2回です。"
     for language in Language:
         assert {plural_category(language, n) for n in range(10)} == set(PLURAL_CATEGORIES[language])
 
 
-def test_japanese_advice_names_the_papers_and_the_offices() -> None:
+def test_japanese_words_name_the_offices_and_the_full_fee() -> None:
+    """The patient learns where to go and that an outage costs them nothing extra; which
+    papers prove their insurance is for staff to ask (the notice code tells staff)."""
     ja = default_catalogs()[Language.JA]
-    down = ja.text("notice.system_down.advice")
-    for term in (
-        "資格確認書",
-        "資格情報のお知らせ",
-        "マイナポータル",
-        "被保険者資格申立書",
-        "10割",
+    for key in (
+        "notice.system_down.advice",
+        "notice.server_unreachable.advice",
+        "screen.server_unreachable.body",
     ):
-        assert term in down
-    assert "10割" in ja.text("notice.server_unreachable.advice")
-    assert "10割" in ja.text("screen.server_unreachable.body")
+        assert "10割" in ja.text(key), key
+    assert "受付" in ja.text("final.take_card_to_desk")
     for key in ("notice.revoked.advice", "notice.expired.advice", "pin_unavailable.locked"):
-        assert "受付" in ja.text(key) or "職員" in ja.text(key)
-        assert "市区町村" in ja.text(key)
+        assert "市区町村" in ja.text(key), key
     assert "顔認証" in ja.text("pin_unavailable.no_pin")
     assert "資格確認書" in ja.text("button.no_card")
+    assert "資格確認書" in ja.text("screen.no_card_help.body")
 
 
 @pytest.mark.parametrize("language", list(Language), ids=lambda lang: lang.value)
 def test_papers_keep_their_japanese_names_for_foreign_patients(language: Language) -> None:
-    """A patient abroad holds a paper titled in Japanese: the advice names it that way too."""
-    advice = default_catalogs()[language].text("notice.system_down.advice")
-    assert "資格情報のお知らせ" in advice
+    """A patient abroad holds a paper titled in Japanese: the words name it that way too."""
+    assert "資格確認書" in default_catalogs()[language].text("screen.no_card_help.body")
 
 
 @pytest.mark.parametrize("reason", list(PinUnavailable), ids=lambda r: r.value)
@@ -198,7 +202,7 @@ def test_every_reason_for_no_pin_is_explained(reason: PinUnavailable) -> None:
     for catalog in default_catalogs().values():
         key = f"pin_unavailable.{reason.value}"
         n = 1 if key in PLURAL_KEYS else None
-        assert len(catalog.text(key, n)) > 20
+        assert len(catalog.text(key, n)) > 10
 
 
 def test_a_broken_catalogue_is_refused() -> None:
@@ -213,3 +217,20 @@ def test_a_missing_message_shows_its_key_and_is_logged(caplog: pytest.LogCapture
     assert catalog.text("button.ok") == "OK"
     assert catalog.text("button.back") == "button.back"
     assert "button.back" in caplog.text
+
+
+def test_dates_are_written_as_each_language_writes_them() -> None:
+    day = date(2027, 3, 9)
+    written = {language: format_date(language, day) for language in Language}
+    assert written == {
+        Language.JA: "2027年3月9日",
+        Language.EN: "9 March 2027",
+        Language.ZH: "2027年3月9日",
+        Language.KO: "2027년 3월 9일",
+        Language.VI: "9/3/2027",
+        Language.PT: "09/03/2027",
+    }
+    ja = default_catalogs()[Language.JA]
+    assert ja.text("screen.result_ok.expires", on=day) == (
+        "電子証明書の期限は2027年3月9日です（市区町村で更新を）。"
+    )

@@ -13,7 +13,7 @@ import pygame
 import pytest
 
 from contract.errors import ConfigError
-from kiosk.flow.screens import Language, Screen, ScreenId, UiAction, UiInput
+from kiosk.flow.screens import Language, PinUnavailable, Screen, ScreenId, UiAction, UiInput
 from kiosk.ui import input as ui_input
 from kiosk.ui import voice
 from kiosk.ui.config import DisplayConfig, VoiceConfig
@@ -267,3 +267,25 @@ def test_each_new_prompt_plays_once_and_a_missing_file_warns_once(
     missing = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(missing) == 2, missing  # en/idle once, en/checking once
     assert all("kiosk voice build --out" in m for m in missing)
+
+
+@pytest.mark.parametrize(
+    "screen",
+    [
+        PIN,
+        Screen(ScreenId.CHOOSE_CHECK, tries_left=3),
+        Screen(ScreenId.CHOOSE_CHECK, pin_unavailable=PinUnavailable.LOCKED, tries_left=0),
+    ],
+    ids=["pin", "choice", "visual-only"],
+)
+def test_a_touch_on_call_staff_sends_the_call(
+    start_display: StartDisplay, fonts: Fonts, screen: Screen
+) -> None:
+    display, inputs = start_display(WINDOWED)
+    show_and_wait(display, screen)
+    w, h = LANDSCAPE.size
+    x, y = centre_of(screen, fonts, UiInput(UiAction.CALL_STAFF))
+    post(pygame.FINGERDOWN, x=x / w, y=y / h, touch_id=1, finger_id=0)
+    post(pygame.FINGERUP, x=x / w, y=y / h, touch_id=1, finger_id=0)
+    assert inputs.next() == UiInput(UiAction.CALL_STAFF)
+    assert inputs.none_within(0.2), "one touch, one call"

@@ -97,16 +97,19 @@ def test_each_screen_offers_what_the_flow_expects() -> None:
     assert offered_inputs(Screen(ScreenId.LANGUAGES)) == {
         UiInput(UiAction.SET_LANGUAGE, lang.value) for lang in Language
     } | {cancel}
+    call_staff = UiInput(UiAction.CALL_STAFF)
     assert offered_inputs(Screen(ScreenId.CHOOSE_CHECK, tries_left=3)) == {
         UiInput(UiAction.CHOOSE_PIN),
         UiInput(UiAction.CHOOSE_VISUAL),
+        call_staff,
     }
     for reason in PinUnavailable:
         screen = Screen(ScreenId.CHOOSE_CHECK, pin_unavailable=reason)
-        assert offered_inputs(screen) == {UiInput(UiAction.CHOOSE_VISUAL)}, reason
+        assert offered_inputs(screen) == {UiInput(UiAction.CHOOSE_VISUAL), call_staff}, reason
     assert offered_inputs(Screen(ScreenId.PIN_ENTRY, tries_left=2)) == DIGITS | {
         UiInput(UiAction.ERASE),
         cancel,
+        call_staff,
     }
     assert offered_inputs(Screen(ScreenId.STAFF_MODE)) == {UiInput(UiAction.STAFF_EXIT)}
     for quiet in (ScreenId.READING, ScreenId.CHECKING, ScreenId.VISUAL_WAIT, ScreenId.TAKE_CARD):
