@@ -43,6 +43,7 @@ from clinic.context import ClinicContext
 from clinic.dashboard.app import create_staff_app
 from clinic.devices import REPLAY_SCHEMA, DeviceRegistry
 from clinic.eligibility import EligibilityService
+from clinic.event_bridge import NoticeBridge
 from clinic.events import EventHub
 from clinic.extensions import Extension, load_extensions
 from clinic.jpki import JpkiTrust
@@ -335,6 +336,11 @@ class ClinicServer:
         loop = asyncio.get_running_loop()
         self._loop = loop
         self.context.events.bind(loop)
+        bridge: NoticeBridge | None = None
+        if self.context.db.backend == "postgresql":
+            # other instances may share the database: their notices come, ours go
+            bridge = NoticeBridge(self.context.db, self.context.events)
+            await loop.run_in_executor(None, bridge.start)
         kiosk = _Listener(self._uvicorn_config(self.kiosk_app, mutual=True))
         self._listeners = [kiosk]
         runs = [kiosk.serve(sockets=[self._sockets.kiosk])]
@@ -360,6 +366,8 @@ class ClinicServer:
             for task in (*tasks, watcher):
                 task.cancel()
             await asyncio.gather(*tasks, watcher, return_exceptions=True)
+            if bridge is not None:
+                await loop.run_in_executor(None, bridge.stop)
             self.context.events.close()
             self._sockets.kiosk.close()
             self._sockets.staff.close()
