@@ -37,22 +37,22 @@ from starlette.types import ASGIApp
 
 from clinic.access_log import AccessLog, Seal
 from clinic.at_rest import RecordCipher, Retention
-from clinic.button import BUTTON_SCHEMA, ButtonPolicy, StaffButton
+from clinic.button import ButtonPolicy, StaffButton
 from clinic.config import ServerConfig
 from clinic.context import ClinicContext
 from clinic.dashboard.app import create_staff_app
-from clinic.devices import REPLAY_SCHEMA, DeviceRegistry
+from clinic.devices import DeviceRegistry
 from clinic.eligibility import EligibilityService
 from clinic.event_bridge import NoticeBridge
 from clinic.events import EventHub
 from clinic.extensions import Extension, load_extensions
+from clinic.instances import HEARTBEAT_S, InstanceRecord
 from clinic.jpki import JpkiTrust
 from clinic.kiosk_api import create_kiosk_app
 from clinic.listeners import TlsH11Protocol, TlsHttpToolsProtocol, guarded, tls_context
-from clinic.login_throttle import LOGIN_THROTTLE_SCHEMA
+from clinic.migrations import server_schemas
 from clinic.national.interface import NationalConnector
 from clinic.national.simulated import OutagePlan, SimulatedNationalSystem
-from clinic.schema import CLINIC_SCHEMA
 from clinic.staff import StaffAccounts
 from clinic.staff_process import StaffSupervisor
 from clinic.storage import Database
@@ -66,15 +66,11 @@ PURGE_INTERVAL_S = 600.0
 def open_database(config: ServerConfig, extensions: Sequence[Extension] = ()) -> Database:
     """The database, with the clinic's and the extensions' tables migrated."""
     db = Database.open(config.database_url, pool_size=config.db_pool_size)
-    db.migrate(
-        [
-            CLINIC_SCHEMA,
-            REPLAY_SCHEMA,
-            LOGIN_THROTTLE_SCHEMA,
-            BUTTON_SCHEMA,
-            *(e.schema for e in extensions if e.schema is not None),
-        ]
-    )
+    try:
+        db.migrate(server_schemas(extensions))
+    except BaseException:
+        db.close()
+        raise
     return db
 
 
@@ -353,9 +349,12 @@ class ClinicServer:
                 self.config, self._sockets.staff, self.context.events
             )
             self._supervisor.start()
+        instance = InstanceRecord(self.context.db, self.kiosk_port, self.staff_port)
+        await self.context.run(instance.register)
         tasks = [
             asyncio.create_task(self._refresh_crls(), name="crl-refresh"),
             asyncio.create_task(self._purge(), name="purge"),
+            asyncio.create_task(self._heartbeat(instance), name="instance-heartbeat"),
         ]
         watcher = asyncio.create_task(self._announce_started(), name="started")
         try:
@@ -366,6 +365,8 @@ class ClinicServer:
             for task in (*tasks, watcher):
                 task.cancel()
             await asyncio.gather(*tasks, watcher, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await loop.run_in_executor(None, instance.unregister)
             if bridge is not None:
                 await loop.run_in_executor(None, bridge.stop)
             self.context.events.close()
@@ -411,6 +412,14 @@ class ClinicServer:
                 await self.context.run(self.context.trust.refresh)
             except Exception:
                 log.exception("CRL refresh failed")
+
+    async def _heartbeat(self, instance: InstanceRecord) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_S)
+            try:
+                await self.context.run(instance.heartbeat)
+            except Exception:
+                log.warning("could not refresh this instance's row", exc_info=True)
 
     async def _purge(self) -> None:
         while True:

@@ -480,6 +480,16 @@ class Database:
 
     # -- schema --
 
+    def applied_versions(self) -> dict[str, int]:
+        """Each component's newest applied version (empty for a new database)."""
+        with self.transaction(write=True) as tx:
+            tx.execute(_MIGRATIONS_DDL)
+            rows = tx.all(
+                "SELECT component, MAX(version) AS version FROM schema_migrations"
+                " GROUP BY component"
+            )
+        return {row["component"]: int(row["version"]) for row in rows}
+
     def migrate(self, schemas: Sequence[Schema]) -> list[tuple[str, int]]:
         """Apply every migration not yet applied; the (component, version) pairs applied."""
         applied: list[tuple[str, int]] = []
@@ -492,6 +502,7 @@ class Database:
                 (row["component"], row["version"])
                 for row in tx.all("SELECT component, version FROM schema_migrations")
             }
+            refuse_downgrade(done, schemas)
             for schema in schemas:
                 for migration in schema.migrations:
                     if (schema.component, migration.version) in done:
@@ -505,6 +516,21 @@ class Database:
                     )
                     applied.append((schema.component, migration.version))
         return applied
+
+
+def refuse_downgrade(done: set[tuple[str, int]], schemas: Sequence[Schema]) -> None:
+    """A database that a newer release migrated further than this code knows is refused:
+    this code would not know its tables (go back to the newer release, or restore a backup
+    made before the upgrade)."""
+    for schema in schemas:
+        known = max((m.version for m in schema.migrations), default=0)
+        newest = max((v for c, v in done if c == schema.component), default=0)
+        if newest > known:
+            raise StorageError(
+                f"the database's {schema.component} tables are at version {newest}, this "
+                f"release knows up to {known}: a newer release migrated it; run that release, "
+                "or restore the backup made before the upgrade (a downgrade is refused)"
+            )
 
 
 def _split_statements(sql: str) -> list[str]:
