@@ -522,12 +522,17 @@ class EligibilityService:
         self._events.publish(verification.notice())
         return verification
 
-    def recover_interrupted(self) -> int:
-        """Decisions cut short by a stop go back to the staff queue (run at start)."""
+    def recover_interrupted(self, older_than_s: float = 0.0) -> int:
+        """Decisions cut short by a stop go back to the staff queue (run at start).
+
+        With several instances on one database, another instance may be deciding right now:
+        then only claims older than ``older_than_s`` (longer than any national call) go back.
+        """
         with self._db.transaction(write=True) as tx:
             return tx.execute(
                 "UPDATE verifications SET state = 'awaiting_staff', decided_by = NULL,"
-                " decided_at = NULL WHERE state = 'deciding'"
+                " decided_at = NULL WHERE state = 'deciding' AND decided_at <= ?",
+                (self._clock() - older_than_s,),
             )
 
     # -- lists for the dashboard --

@@ -61,6 +61,8 @@ from contract.errors import ConfigError
 log = logging.getLogger(__name__)
 
 PURGE_INTERVAL_S = 600.0
+#: On PostgreSQL other instances may be deciding: a claim older than this was interrupted.
+RECOVER_AFTER_S = 120.0
 
 
 def open_database(config: ServerConfig, extensions: Sequence[Extension] = ()) -> Database:
@@ -173,7 +175,7 @@ def build_context(
     context.extras["retention"] = retention
     context.extras["record_cipher"] = cipher  # the ingest seals kiosk log payloads with it
     if recover_interrupted:  # the kiosk API's process only, not the dashboard's
-        service.recover_interrupted()
+        service.recover_interrupted(RECOVER_AFTER_S if db.backend == "postgresql" else 0.0)
         service.seal_existing()
         retention.purge()
     context.extras.setdefault("config", config)  # extensions find their files through it
@@ -418,6 +420,11 @@ class ClinicServer:
             await asyncio.sleep(HEARTBEAT_S)
             try:
                 await self.context.run(instance.heartbeat)
+                if self.context.db.backend == "postgresql":
+                    # a decision an instance that stopped was making goes back to the queue
+                    await self.context.run(
+                        self.context.service.recover_interrupted, RECOVER_AFTER_S
+                    )
             except Exception:
                 log.warning("could not refresh this instance's row", exc_info=True)
 
