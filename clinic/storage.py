@@ -32,6 +32,7 @@ import queue
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -216,6 +217,8 @@ class _PgTransaction:
 
 #: Seconds a request waits for a free PostgreSQL connection.
 PG_WAIT_S = 30.0
+#: Seconds after a lost connection during which each pooled connection is checked before use.
+PG_SUSPECT_S = 30.0
 
 _MIGRATIONS_DDL = (
     "CREATE TABLE IF NOT EXISTS schema_migrations ("
@@ -248,6 +251,7 @@ class Database:
         self._write_lock = threading.Lock()
         self._pg_pool: Any = None
         self._pg_lost_at = -1e9
+        self._pg_unpooled: weakref.WeakSet[Any] = weakref.WeakSet()
         #: the URL it was opened with (credentials included: never log it)
         self.url = url_for_display
 
@@ -348,17 +352,48 @@ class Database:
     def _pg_acquire(self, pool: Any) -> Any:
         from psycopg_pool import PoolClosed, PoolTimeout
 
-        # after a lost connection, fail fast rather than hold requests for the whole wait
-        wait = 2.0 if time.monotonic() - self._pg_lost_at < 30 else PG_WAIT_S
+        # after a lost connection: fail fast rather than hold requests for the whole wait, and
+        # check each connection before use (the idle ones may all have been cut)
+        suspect = time.monotonic() - self._pg_lost_at < PG_SUSPECT_S
+        wait = 2.0 if suspect else PG_WAIT_S
         try:
-            return pool.getconn(timeout=wait)
+            conn = pool.getconn(timeout=wait)
+            for _ in range(self._pool_size if suspect else 0):
+                try:
+                    pool.check_connection(conn)
+                    break
+                except Exception:
+                    with contextlib.suppress(Exception):
+                        conn.close()
+                    pool.putconn(conn)
+                    conn = pool.getconn(timeout=wait)
+            return conn
         except PoolClosed:
             raise StorageError("the database is closed") from None
         except PoolTimeout as exc:
             self._pg_lost_at = time.monotonic()
+            if suspect:
+                # the pool backs off while it reconnects: one connection of our own, closed
+                # after use, answers as soon as the database is back
+                return self._pg_own_connection()
             raise StorageError(f"cannot connect to PostgreSQL: {exc}", temporary=True) from exc
 
+    def _pg_own_connection(self) -> Any:
+        import psycopg
+
+        try:
+            conn = psycopg.connect(self.url, **self._pg_pool.kwargs)
+        except psycopg.Error as exc:
+            raise StorageError(f"cannot connect to PostgreSQL: {exc}", temporary=True) from exc
+        self._pg_unpooled.add(conn)
+        return conn
+
     def _release(self, conn: Any, *, broken: bool) -> None:
+        if self._pg_pool is not None and conn in self._pg_unpooled:
+            self._pg_unpooled.discard(conn)
+            with contextlib.suppress(Exception):
+                conn.close()
+            return
         if self._pg_pool is not None:
             if broken:
                 self._pg_lost_at = time.monotonic()
