@@ -15,11 +15,14 @@
     staff     add NAME [--admin] | password NAME | list
     national  load FILE | list [--json] | revoke (--card-id ID | --issuer RFC4514 --serial N)
     access-log verify
+    db        migrate | status [--json]      schema versions (clinic.migrations)
+    backup    FILE   |   restore FILE [--force]      (clinic.backup)
     outbox-key [--kem mlkem768-x25519|x25519]   the key kiosks seal their logs to
     bench     [--json] [--seconds S] [--kiosks 1,8,32]   (from the testbed, when installed)
 
 ``national``, ``purge``, ``record-key`` and ``access-log`` are in :mod:`clinic.records_cli`,
-``outbox-key`` in :mod:`clinic.outbox_key`, ``doctor`` in :mod:`clinic.doctor`.
+``outbox-key`` in :mod:`clinic.outbox_key`, ``doctor`` in :mod:`clinic.doctor`, ``db``,
+``backup`` and ``restore`` in :mod:`clinic.db_cli`.
 
 Passwords come from a prompt (asked twice) or ``--password-file`` (its first line); there is
 never a default password.
@@ -548,9 +551,10 @@ def build_parser() -> argparse.ArgumentParser:
     staff_commands.add_parser("list", help="the accounts and their roles")
     staff.set_defaults(func=cmd_staff)
 
-    from clinic import doctor, outbox_key, records_cli
+    from clinic import db_cli, doctor, outbox_key, records_cli
 
     records_cli.add_parsers(commands)
+    db_cli.add_parsers(commands)
     outbox_key.add_parser(commands)
     doctor.add_parser(commands)
 

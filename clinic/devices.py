@@ -195,15 +195,14 @@ class DeviceRegistry:
         once every ``REPLAY_PURGE_INTERVAL_S``.
         """
         now = self._clock()
-        with self._db.transaction(write=True) as tx:
-            if now - self._replay_purged_at >= REPLAY_PURGE_INTERVAL_S:
-                self._replay_purged_at = now
-                tx.execute("DELETE FROM device_requests WHERE expires_at < ?", (now,))
-            added = tx.execute(
-                "INSERT INTO device_requests (device_id, request_id, expires_at)"
-                " VALUES (?, ?, ?) ON CONFLICT (device_id, request_id) DO NOTHING",
-                (device_id, request_id, expires_at),
-            )
+        if now - self._replay_purged_at >= REPLAY_PURGE_INTERVAL_S:
+            self._replay_purged_at = now
+            self._db.write("DELETE FROM device_requests WHERE expires_at < ?", (now,))
+        added = self._db.write(
+            "INSERT INTO device_requests (device_id, request_id, expires_at)"
+            " VALUES (?, ?, ?) ON CONFLICT (device_id, request_id) DO NOTHING",
+            (device_id, request_id, expires_at),
+        )
         if added == 0:
             raise RequestReplayed(f"request id {request_id} of {device_id!r} was already used")
 
@@ -217,10 +216,9 @@ class DeviceRegistry:
         return True
 
     def touch(self, device_id: str) -> None:
-        with self._db.transaction(write=True) as tx:
-            tx.execute(
-                "UPDATE devices SET last_seen = ? WHERE device_id = ?", (self._clock(), device_id)
-            )
+        self._db.write(
+            "UPDATE devices SET last_seen = ? WHERE device_id = ?", (self._clock(), device_id)
+        )
 
     def record_health(self, device_id: str, status: str, detail: dict[str, Any]) -> None:
         now = self._clock()

@@ -285,24 +285,22 @@ class EligibilityService:
         nonce = secrets.token_bytes(NONCE_BYTES)
         now = self._clock()
         expires = now + self.nonce_ttl_s
-        with self._db.transaction(write=True) as tx:
-            tx.execute(
-                "INSERT INTO challenges (nonce, device_id, issued_at, expires_at)"
-                " VALUES (?, ?, ?, ?)",
-                (nonce.hex(), device_id, now, expires),
-            )
+        self._db.write(
+            "INSERT INTO challenges (nonce, device_id, issued_at, expires_at) VALUES (?, ?, ?, ?)",
+            (nonce.hex(), device_id, now, expires),
+        )
         return Challenge(nonce, now, expires)
 
     def _consume_nonce(self, device_id: str, nonce: bytes, now: float) -> str | None:
         """None when the nonce is good (it is now used), else the reason code."""
-        with self._db.transaction(write=True) as tx:
-            row = tx.one(
-                "UPDATE challenges SET used_at = ? WHERE nonce = ? AND device_id = ?"
-                " AND used_at IS NULL AND expires_at >= ? RETURNING nonce",
-                (now, nonce.hex(), device_id, now),
-            )
-            if row is not None:
-                return None
+        row = self._db.write_one(
+            "UPDATE challenges SET used_at = ? WHERE nonce = ? AND device_id = ?"
+            " AND used_at IS NULL AND expires_at >= ? RETURNING nonce",
+            (now, nonce.hex(), device_id, now),
+        )
+        if row is not None:
+            return None
+        with self._db.transaction() as tx:
             existing = tx.one(
                 "SELECT device_id, used_at, expires_at FROM challenges WHERE nonce = ?",
                 (nonce.hex(),),
@@ -390,29 +388,28 @@ class EligibilityService:
         facts = pending.facts
         now = pending.started_at
         verification_id = uuid.uuid4().hex
-        with self._db.transaction(write=True) as tx:
-            row = tx.one(
-                _INSERT,
-                (
-                    verification_id,
-                    pending.device_id,
-                    pending.mode,
-                    state,
-                    reason,
-                    validity,
-                    result.patient_message,
-                    int(result.temporary),
-                    int(result.needs_staff),
-                    facts.issuer if facts else None,
-                    str(facts.serial) if facts else None,
-                    facts.not_after if facts else None,
-                    int(pending.in_grace),
-                    self._sealed_records(verification_id, records),
-                    now,
-                    self._clock(),
-                    self.day_of(now),
-                ),
-            )
+        row = self._db.write_one(
+            _INSERT,
+            (
+                verification_id,
+                pending.device_id,
+                pending.mode,
+                state,
+                reason,
+                validity,
+                result.patient_message,
+                int(result.temporary),
+                int(result.needs_staff),
+                facts.issuer if facts else None,
+                str(facts.serial) if facts else None,
+                facts.not_after if facts else None,
+                int(pending.in_grace),
+                self._sealed_records(verification_id, records),
+                now,
+                self._clock(),
+                self.day_of(now),
+            ),
+        )
         assert row is not None
         verification = self._load(row)
         self._announce(verification)
@@ -582,12 +579,17 @@ class EligibilityService:
         self._events.publish(verification.notice())
         return verification
 
-    def recover_interrupted(self) -> int:
-        """Decisions cut short by a stop go back to the staff queue (run at start)."""
+    def recover_interrupted(self, older_than_s: float = 0.0) -> int:
+        """Decisions cut short by a stop go back to the staff queue (run at start).
+
+        With several instances on one database, another instance may be deciding right now:
+        then only claims older than ``older_than_s`` (longer than any national call) go back.
+        """
         with self._db.transaction(write=True) as tx:
             return tx.execute(
                 "UPDATE verifications SET state = 'awaiting_staff', decided_by = NULL,"
-                " decided_at = NULL WHERE state = 'deciding'"
+                " decided_at = NULL WHERE state = 'deciding' AND decided_at <= ?",
+                (self._clock() - older_than_s,),
             )
 
     # -- lists for the dashboard --

@@ -7,6 +7,12 @@ listener that falls far behind loses the oldest notices (the page then reloads i
 When the dashboard runs in a process of its own (``clinic.staff_process``), each side's hub
 relays what is published on it to the other (``relay_to``), which hands it to its own
 listeners (``deliver``) without relaying it back.
+
+When several instances share one PostgreSQL database, the kiosk API's process of each also
+hands every notice made in its instance (published there, or delivered from its dashboard's
+process) to ``broadcast_to``'s sink (``clinic.event_bridge``: PostgreSQL's NOTIFY), and
+notices from the other instances come in through ``arrive``: to the listeners here and to this
+instance's dashboard process, never broadcast again.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ class EventHub:
         self._changed: dict[str, list[Any]] = {}
         self._closed = False
         self._relay: Callable[[Event], None] | None = None
+        self._broadcast: Callable[[Event], None] | None = None
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         """Attach to the loop the server runs on (done when the server starts)."""
@@ -49,11 +56,27 @@ class EventHub:
             running = asyncio.get_running_loop()
         except RuntimeError:
             running = None
+        broadcast = self._broadcast
+        if broadcast is not None:
+            broadcast(event)
         if running is loop:
             self._dispatch(event)
         else:
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
                 loop.call_soon_threadsafe(self._dispatch, event)
+
+    def broadcast_to(self, sink: Callable[[Event], None] | None) -> None:
+        """Also hand every notice made in this instance to ``sink`` (any thread; it must not
+        block); None stops it."""
+        self._broadcast = sink
+
+    def arrive(self, event: Event) -> None:
+        """A notice from another instance: to the listeners here (callable from any thread)."""
+        loop = self._loop
+        if loop is None or self._closed or loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(self._dispatch, event)
 
     def relay_to(self, sink: Callable[[Event], None] | None) -> None:
         """Also hand every notice published here to ``sink`` (on the loop); None stops it."""
@@ -62,6 +85,9 @@ class EventHub:
     def deliver(self, event: Event) -> None:
         """A notice published in the other process: to the listeners here (on the loop)."""
         if not self._closed:
+            broadcast = self._broadcast
+            if broadcast is not None:
+                broadcast(event)
             self._dispatch(event, relay=False)
 
     def _dispatch(self, event: Event, *, relay: bool = True) -> None:

@@ -37,23 +37,24 @@ from starlette.types import ASGIApp
 
 from clinic.access_log import AccessLog, Seal
 from clinic.at_rest import RecordCipher, Retention
-from clinic.button import BUTTON_SCHEMA, ButtonPolicy, StaffButton
+from clinic.button import ButtonPolicy, StaffButton
 from clinic.config import ServerConfig
 from clinic.context import ClinicContext
 from clinic.dashboard.app import create_staff_app
-from clinic.devices import REPLAY_SCHEMA, DeviceRegistry
+from clinic.devices import DeviceRegistry
 from clinic.eligibility import EligibilityService
+from clinic.event_bridge import NoticeBridge
 from clinic.events import EventHub
 from clinic.extensions import Extension, load_extensions
+from clinic.instances import HEARTBEAT_S, InstanceRecord
 from clinic.jpki import JpkiTrust
 from clinic.kiosk_api import create_kiosk_app
 from clinic.listeners import TlsH11Protocol, TlsHttpToolsProtocol, guarded, tls_context
-from clinic.login_throttle import LOGIN_THROTTLE_SCHEMA
+from clinic.migrations import server_schemas
 from clinic.national.interface import NationalConnector
 from clinic.national.simulated import OutagePlan, SimulatedNationalSystem
 from clinic.receipt_files.manual import ManualConfirmations
 from clinic.receipt_files.queue import POLL_S, ReceiptQueue
-from clinic.schema import CLINIC_SCHEMA, RECEIPT_FILES_SCHEMA
 from clinic.staff import StaffAccounts
 from clinic.staff_process import StaffSupervisor
 from clinic.storage import Database
@@ -62,21 +63,18 @@ from contract.errors import ConfigError
 log = logging.getLogger(__name__)
 
 PURGE_INTERVAL_S = 600.0
+#: On PostgreSQL other instances may be deciding: a claim older than this was interrupted.
+RECOVER_AFTER_S = 120.0
 
 
 def open_database(config: ServerConfig, extensions: Sequence[Extension] = ()) -> Database:
     """The database, with the clinic's and the extensions' tables migrated."""
     db = Database.open(config.database_url, pool_size=config.db_pool_size)
-    db.migrate(
-        [
-            CLINIC_SCHEMA,
-            REPLAY_SCHEMA,
-            LOGIN_THROTTLE_SCHEMA,
-            BUTTON_SCHEMA,
-            RECEIPT_FILES_SCHEMA,
-            *(e.schema for e in extensions if e.schema is not None),
-        ]
-    )
+    try:
+        db.migrate(server_schemas(extensions))
+    except BaseException:
+        db.close()
+        raise
     return db
 
 
@@ -179,7 +177,7 @@ def build_context(
     context.extras["retention"] = retention
     context.extras["record_cipher"] = cipher  # the ingest seals kiosk log payloads with it
     if recover_interrupted:  # the kiosk API's process only, not the dashboard's
-        service.recover_interrupted()
+        service.recover_interrupted(RECOVER_AFTER_S if db.backend == "postgresql" else 0.0)
         service.seal_existing()
         retention.purge()
     receipts = ReceiptQueue(db, service, config.receipt_settings, clock=clock)
@@ -344,6 +342,11 @@ class ClinicServer:
         loop = asyncio.get_running_loop()
         self._loop = loop
         self.context.events.bind(loop)
+        bridge: NoticeBridge | None = None
+        if self.context.db.backend == "postgresql":
+            # other instances may share the database: their notices come, ours go
+            bridge = NoticeBridge(self.context.db, self.context.events)
+            await loop.run_in_executor(None, bridge.start)
         kiosk = _Listener(self._uvicorn_config(self.kiosk_app, mutual=True))
         self._listeners = [kiosk]
         runs = [kiosk.serve(sockets=[self._sockets.kiosk])]
@@ -356,10 +359,13 @@ class ClinicServer:
                 self.config, self._sockets.staff, self.context.events
             )
             self._supervisor.start()
+        instance = InstanceRecord(self.context.db, self.kiosk_port, self.staff_port)
+        await self.context.run(instance.register)
         tasks = [
             asyncio.create_task(self._refresh_crls(), name="crl-refresh"),
             asyncio.create_task(self._purge(), name="purge"),
             asyncio.create_task(self._write_receipt_files(), name="receipt-files"),
+            asyncio.create_task(self._heartbeat(instance), name="instance-heartbeat"),
         ]
         watcher = asyncio.create_task(self._announce_started(), name="started")
         try:
@@ -370,6 +376,10 @@ class ClinicServer:
             for task in (*tasks, watcher):
                 task.cancel()
             await asyncio.gather(*tasks, watcher, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await loop.run_in_executor(None, instance.unregister)
+            if bridge is not None:
+                await loop.run_in_executor(None, bridge.stop)
             self.context.events.close()
             self._sockets.kiosk.close()
             self._sockets.staff.close()
@@ -417,6 +427,21 @@ class ClinicServer:
 
     async def _write_receipt_files(self) -> None:
         await _receipt_files_loop(self.context)
+
+    async def _heartbeat(self, instance: InstanceRecord) -> None:
+        beats = 0
+        while True:
+            await asyncio.sleep(HEARTBEAT_S)
+            beats += 1
+            try:
+                await self.context.run(instance.heartbeat)
+                if self.context.db.backend == "postgresql" and beats % 4 == 0:
+                    # a decision an instance that stopped was making goes back to the queue
+                    await self.context.run(
+                        self.context.service.recover_interrupted, RECOVER_AFTER_S
+                    )
+            except Exception:
+                log.warning("could not refresh this instance's row", exc_info=True)
 
     async def _purge(self) -> None:
         while True:

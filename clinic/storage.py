@@ -15,7 +15,12 @@ Other modules register their own tables by handing their own ``Schema`` (a compo
 its ordered migrations) to ``Database.migrate``; each component's applied versions are
 recorded in ``schema_migrations``, so components evolve independently.
 
-Connections are pooled; each is used by one thread at a time. The async application calls
+Connections are pooled (SQLite: a small pool here; PostgreSQL: psycopg's ``ConnectionPool``);
+each is used by one thread at a time. On PostgreSQL every statement is a prepared statement
+after its first use on a connection, a read-only unit of work runs without ``BEGIN``/``COMMIT``
+(PostgreSQL's READ COMMITTED gives each statement its own snapshot either way), a write sends
+its ``BEGIN`` together with its first statement, and ``Database.write_one`` runs a statement
+that is atomic by itself in one round trip. The async application calls
 the storage from worker threads (see ``clinic.eligibility``). Errors of the drivers underneath
 are translated into ``StorageError`` here.
 """
@@ -27,6 +32,7 @@ import queue
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,13 +156,20 @@ def _pg_sql(sql: str) -> str:
 class _PgTransaction:
     backend: Backend = "postgresql"
 
-    def __init__(self, conn: Any) -> None:
+    def __init__(self, conn: Any, *, begin: bool = False) -> None:
         self._conn = conn
+        #: a write's ``BEGIN`` not sent yet: it goes out with the first statement
+        self._begin = begin
+        self.began = False
 
     def _run(self, sql: str, params: Params) -> Any:
         import psycopg
 
         try:
+            if self._begin:
+                self._begin = False
+                self.began = True
+                self._conn.execute("BEGIN")
             return self._conn.execute(_pg_sql(sql), params)
         except psycopg.errors.IntegrityError as exc:
             raise ConflictError(str(exc)) from exc
@@ -172,6 +185,7 @@ class _PgTransaction:
     def executemany(self, sql: str, rows: Sequence[Params]) -> None:
         import psycopg
 
+        self._send_begin()
         try:
             with self._conn.cursor() as cur:
                 cur.executemany(_pg_sql(sql), rows)
@@ -189,11 +203,22 @@ class _PgTransaction:
     def lock(self, table: str) -> None:
         if not table.isidentifier():
             raise ValueError(f"not a table name: {table!r}")
-        self._conn.execute(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")
+        self._run(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE", ())
+
+    def _send_begin(self) -> None:
+        if self._begin:
+            self._begin = False
+            self.began = True
+            self._conn.execute("BEGIN")
 
 
 # --- the database ----------------------------------------------------------------------------
 
+
+#: Seconds a request waits for a free PostgreSQL connection.
+PG_WAIT_S = 30.0
+#: Seconds after a lost connection during which each pooled connection is checked before use.
+PG_SUSPECT_S = 30.0
 
 _MIGRATIONS_DDL = (
     "CREATE TABLE IF NOT EXISTS schema_migrations ("
@@ -224,6 +249,11 @@ class Database:
         # SQLite has one writer at a time; queueing writers here instead of in SQLite's busy
         # handler (which sleeps and retries) keeps latency flat under load.
         self._write_lock = threading.Lock()
+        self._pg_pool: Any = None
+        self._pg_lost_at = -1e9
+        self._pg_unpooled: weakref.WeakSet[Any] = weakref.WeakSet()
+        #: the URL it was opened with (credentials included: never log it)
+        self.url = url_for_display
 
     @classmethod
     def open(cls, url: str, *, pool_size: int = 4) -> Database:
@@ -263,23 +293,43 @@ class Database:
         try:
             import psycopg
             from psycopg.rows import dict_row
+            from psycopg_pool import ConnectionPool
         except ImportError as exc:  # pragma: no cover - the clinic extra installs it
             raise StorageError("psycopg is not installed (pip install .[clinic])") from exc
 
-        def connect() -> Any:
-            try:
-                return psycopg.connect(
-                    url, row_factory=dict_row, connect_timeout=10, autocommit=True
-                )
-            except psycopg.OperationalError as exc:
-                raise StorageError(f"cannot connect to PostgreSQL: {exc}", temporary=True) from exc
+        def refuse() -> Any:  # psycopg's pool makes the connections
+            raise StorageError("the PostgreSQL pool makes its own connections")
 
         display = url.rsplit("@", maxsplit=1)[-1] if "@" in url else url
-        return cls("postgresql", connect, pool_size=pool_size, url_for_display=display)
+        db = cls("postgresql", refuse, pool_size=pool_size, url_for_display=display)
+        db.url = url
+        db._pg_pool = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=max(1, pool_size),
+            kwargs={
+                "row_factory": dict_row,
+                "connect_timeout": 10,
+                "autocommit": True,
+                # a statement becomes a server-side prepared statement on its second use
+                "prepare_threshold": 1,
+            },
+            open=False,
+            name="clinic",
+            timeout=PG_WAIT_S,
+            reconnect_timeout=60,
+        )
+        try:
+            db._pg_pool.open(wait=False)
+        except psycopg.Error as exc:  # pragma: no cover - open(wait=False) defers errors
+            raise StorageError(f"cannot connect to PostgreSQL: {exc}", temporary=True) from exc
+        return db
 
     # -- connections --
 
     def _acquire(self) -> Any:
+        if self._pg_pool is not None:
+            return self._pg_acquire(self._pg_pool)
         try:
             return self._pool.get_nowait()
         except queue.Empty:
@@ -299,7 +349,59 @@ class Database:
         except queue.Empty:
             raise StorageError("no database connection free for 30 s", temporary=True) from None
 
+    def _pg_acquire(self, pool: Any) -> Any:
+        from psycopg_pool import PoolClosed, PoolTimeout
+
+        # after a lost connection: fail fast rather than hold requests for the whole wait, and
+        # check each connection before use (the idle ones may all have been cut)
+        suspect = time.monotonic() - self._pg_lost_at < PG_SUSPECT_S
+        wait = 2.0 if suspect else PG_WAIT_S
+        try:
+            conn = pool.getconn(timeout=wait)
+            for _ in range(self._pool_size if suspect else 0):
+                try:
+                    pool.check_connection(conn)
+                    break
+                except Exception:
+                    with contextlib.suppress(Exception):
+                        conn.close()
+                    pool.putconn(conn)
+                    conn = pool.getconn(timeout=wait)
+            return conn
+        except PoolClosed:
+            raise StorageError("the database is closed") from None
+        except PoolTimeout as exc:
+            self._pg_lost_at = time.monotonic()
+            if suspect:
+                # the pool backs off while it reconnects: one connection of our own, closed
+                # after use, answers as soon as the database is back
+                return self._pg_own_connection()
+            raise StorageError(f"cannot connect to PostgreSQL: {exc}", temporary=True) from exc
+
+    def _pg_own_connection(self) -> Any:
+        import psycopg
+
+        try:
+            conn = psycopg.connect(self.url, **self._pg_pool.kwargs)
+        except psycopg.Error as exc:
+            raise StorageError(f"cannot connect to PostgreSQL: {exc}", temporary=True) from exc
+        self._pg_unpooled.add(conn)
+        return conn
+
     def _release(self, conn: Any, *, broken: bool) -> None:
+        if self._pg_pool is not None and conn in self._pg_unpooled:
+            self._pg_unpooled.discard(conn)
+            with contextlib.suppress(Exception):
+                conn.close()
+            return
+        if self._pg_pool is not None:
+            if broken:
+                self._pg_lost_at = time.monotonic()
+                with contextlib.suppress(Exception):
+                    conn.close()
+            with contextlib.suppress(Exception):
+                self._pg_pool.putconn(conn)  # a closed one is replaced by the pool
+            return
         if broken or self._closed:
             with contextlib.suppress(Exception):
                 conn.close()
@@ -317,7 +419,7 @@ class Database:
             if self.backend == "sqlite":
                 yield from self._sqlite_transaction(conn, write)
             else:
-                yield from self._pg_transaction(conn)
+                yield from self._pg_transaction(conn, write)
         except sqlite3.OperationalError as exc:
             raise StorageError(f"SQLite: {exc}", temporary="locked" in str(exc)) from exc
         except StorageError:
@@ -347,9 +449,47 @@ class Database:
                 raise
             conn.execute("COMMIT")
 
-    def _pg_transaction(self, conn: Any) -> Iterator[Transaction]:
-        with conn.transaction():
+    def _pg_transaction(self, conn: Any, write: bool) -> Iterator[Transaction]:
+        if not write:
+            # READ COMMITTED: each statement has its own snapshot, in a transaction or not
             yield _PgTransaction(conn)
+            return
+        tx = _PgTransaction(conn, begin=True)
+        try:
+            yield tx
+        except BaseException:
+            if tx.began:
+                with contextlib.suppress(Exception):
+                    conn.execute("ROLLBACK")
+            raise
+        if tx.began:
+            conn.execute("COMMIT")
+
+    def write_one(self, sql: str, params: Params = ()) -> Row | None:
+        """One statement that is atomic by itself (``RETURNING``'s row, or None), written
+        in a single round trip: no ``BEGIN``/``COMMIT`` around it on PostgreSQL."""
+        return self._single(sql, params, rowcount=False)  # type: ignore[return-value]
+
+    def write(self, sql: str, params: Params = ()) -> int:
+        """Like ``write_one``; the number of rows the statement touched."""
+        return self._single(sql, params, rowcount=True)  # type: ignore[return-value]
+
+    def _single(self, sql: str, params: Params, *, rowcount: bool) -> Row | int | None:
+        if self.backend == "sqlite":
+            with self.transaction(write=True) as tx:
+                return tx.execute(sql, params) if rowcount else tx.one(sql, params)
+        conn = self._acquire()
+        broken = False
+        try:
+            run = _PgTransaction(conn)
+            return run.execute(sql, params) if rowcount else run.one(sql, params)
+        except Exception as exc:
+            broken = self._is_connection_error(exc)
+            if broken:
+                raise StorageError(f"database connection lost: {exc}", temporary=True) from exc
+            raise
+        finally:
+            self._release(conn, broken=broken)
 
     def _is_connection_error(self, exc: Exception) -> bool:
         if self.backend != "postgresql":
@@ -361,6 +501,10 @@ class Database:
     def close(self) -> None:
         with self._lock:
             self._closed = True
+        if self._pg_pool is not None:
+            with contextlib.suppress(Exception):
+                self._pg_pool.close(timeout=5)
+            return
         while True:
             try:
                 conn = self._pool.get_nowait()
@@ -370,6 +514,16 @@ class Database:
                 conn.close()
 
     # -- schema --
+
+    def applied_versions(self) -> dict[str, int]:
+        """Each component's newest applied version (empty for a new database)."""
+        with self.transaction(write=True) as tx:
+            tx.execute(_MIGRATIONS_DDL)
+            rows = tx.all(
+                "SELECT component, MAX(version) AS version FROM schema_migrations"
+                " GROUP BY component"
+            )
+        return {row["component"]: int(row["version"]) for row in rows}
 
     def migrate(self, schemas: Sequence[Schema]) -> list[tuple[str, int]]:
         """Apply every migration not yet applied; the (component, version) pairs applied."""
@@ -383,6 +537,7 @@ class Database:
                 (row["component"], row["version"])
                 for row in tx.all("SELECT component, version FROM schema_migrations")
             }
+            refuse_downgrade(done, schemas)
             for schema in schemas:
                 for migration in schema.migrations:
                     if (schema.component, migration.version) in done:
@@ -396,6 +551,21 @@ class Database:
                     )
                     applied.append((schema.component, migration.version))
         return applied
+
+
+def refuse_downgrade(done: set[tuple[str, int]], schemas: Sequence[Schema]) -> None:
+    """A database that a newer release migrated further than this code knows is refused:
+    this code would not know its tables (go back to the newer release, or restore a backup
+    made before the upgrade)."""
+    for schema in schemas:
+        known = max((m.version for m in schema.migrations), default=0)
+        newest = max((v for c, v in done if c == schema.component), default=0)
+        if newest > known:
+            raise StorageError(
+                f"the database's {schema.component} tables are at version {newest}, this "
+                f"release knows up to {known}: a newer release migrated it; run that release, "
+                "or restore the backup made before the upgrade (a downgrade is refused)"
+            )
 
 
 def _split_statements(sql: str) -> list[str]:

@@ -20,6 +20,16 @@ with a fresh challenge. An outbox batch is not retried here either: the uploader
 (:mod:`kiosk.outbox.uploader`) backs off and sends the same records again itself; nor is a
 heartbeat: the next one replaces it.
 
+With several servers (``[server] urls``: instances of the server sharing one database, see
+docs/scale-out.md) the client holds one connection pool per server and talks to one at a time.
+When a request cannot reach it (refused, reset, timed out: ``ServerUnreachable``), the client
+moves to the next server and sends the request there at once, each other server once per call
+- including a verification with the same nonce and card signature: challenges live in the
+shared database, so the card never signs (nor spends a PIN try) again, and the nonce, being
+single use, makes sure the check is recorded at most once. A server that answered, even with
+an error, is not left: the others share its database and would answer the same. The client
+stays with the server that answers until that one fails.
+
 Both kiosk processes, the appliance and the uploader, open their client with
 :func:`open_clinic_client` from the ``[server]`` and ``[device]`` settings
 (:mod:`kiosk.server_config`): one HTTP seam, the configured timeouts for both.
@@ -35,10 +45,10 @@ import datetime as dt
 import re
 import ssl
 import time
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import httpx
 
@@ -53,6 +63,7 @@ from kiosk.server_config import DeviceConfig, ServerConfig
 #: Connecting and reading are bounded; a long-poll adds its wait to the read timeout.
 DEFAULT_TIMEOUT = httpx.Timeout(connect=3.0, read=10.0, write=5.0, pool=5.0)
 
+T = TypeVar("T")
 State = Literal["done", "awaiting_staff"]
 Decision = Literal["confirmed", "rejected"]
 
@@ -127,17 +138,20 @@ def open_clinic_client(
         if not path.is_file():
             raise ConfigError(f"{setting}: no such file {path}")
     try:
-        http = make_http_client(
-            server.url,
-            ca_file=server.ca,
-            identity=identity,
-            client_cert_file=device.certificate,
-            client_key_file=device.key,
-            timeout=server.timeout,
-        )
+        clients = [
+            make_http_client(
+                url,
+                ca_file=server.ca,
+                identity=identity,
+                client_cert_file=device.certificate,
+                client_key_file=device.key,
+                timeout=server.timeout,
+            )
+            for url in server.urls
+        ]
     except (OSError, ssl.SSLError) as exc:
         raise ConfigError(f"[server] ca or [device]: cannot set up TLS: {exc}") from exc
-    return ClinicClient(http, retries=retries)
+    return ClinicClient(clients[0], retries=retries, others=clients[1:])
 
 
 @dataclass(frozen=True)
@@ -194,11 +208,23 @@ class ClinicClient:
         retries: int = 2,
         backoff_s: float = 0.25,
         sleep: Callable[[float], None] = time.sleep,
+        others: Sequence[httpx.Client] = (),
     ) -> None:
-        self._http = http
+        """``http`` reaches the first server; ``others`` the next ones, in order."""
+        self._servers = [http, *others]
+        self._current = 0
         self._retries = retries
         self._backoff_s = backoff_s
         self._sleep = sleep
+
+    @property
+    def _http(self) -> httpx.Client:
+        return self._servers[self._current]
+
+    @property
+    def server_url(self) -> str:
+        """The server the client talks to now."""
+        return str(self._http.base_url).rstrip("/")
 
     @property
     def timeout(self) -> httpx.Timeout:
@@ -206,7 +232,8 @@ class ClinicClient:
         return self._http.timeout
 
     def close(self) -> None:
-        self._http.close()
+        for http in self._servers:
+            http.close()
 
     def __enter__(self) -> ClinicClient:
         return self
@@ -294,11 +321,13 @@ class ClinicClient:
         refusal: the batch itself may be fine.
         """
         path = api.OUTBOX_BATCH
-        response = self._response(
-            "POST",
-            path,
-            content=batch.to_json(),
-            headers={"Content-Type": "application/json"},
+        response = self._failing_over(
+            lambda: self._response(
+                "POST",
+                path,
+                content=batch.to_json(),
+                headers={"Content-Type": "application/json"},
+            )
         )
         status = response.status_code
         if status != 200:
@@ -325,12 +354,23 @@ class ClinicClient:
         attempts = 1 + (self._retries if retry else 0)
         for attempt in range(attempts):
             try:
-                return self._once(method, path, json=json, params=params, timeout=timeout)
+                return self._failing_over(
+                    lambda: self._once(method, path, json=json, params=params, timeout=timeout)
+                )
             except (ServerUnreachable, ServerRejected) as exc:
                 if not exc.temporary or attempt + 1 >= attempts:
                     raise
                 self._sleep(self._backoff_s * (2**attempt))
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _failing_over(self, send: Callable[[], T]) -> T:
+        """``send()``; when its server cannot be reached, again on each other server once."""
+        for _ in range(len(self._servers) - 1):
+            try:
+                return send()
+            except ServerUnreachable:
+                self._current = (self._current + 1) % len(self._servers)
+        return send()
 
     def _once(
         self,

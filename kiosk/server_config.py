@@ -11,6 +11,8 @@ timeouts::
 
     [server]
     url = "https://clinic.example:8443"
+    # or, with several instances of the server (docs/scale-out.md), in order of preference:
+    # urls = ["https://clinic-a.example:8443", "https://clinic-b.example:8443"]
     ca = "/etc/onshi-kiosk/server-ca.pem"             # the clinic's TLS CA, pinned
     connect_timeout_s = 3.0        # optional, these are the defaults
     read_timeout_s = 10.0
@@ -37,7 +39,15 @@ from contract.device_signing import DeviceIdentity
 from contract.errors import ConfigError
 
 SERVER_KEYS = frozenset(
-    {"url", "ca", "connect_timeout_s", "read_timeout_s", "challenge_max_age_s", "long_poll_s"}
+    {
+        "url",
+        "urls",
+        "ca",
+        "connect_timeout_s",
+        "read_timeout_s",
+        "challenge_max_age_s",
+        "long_poll_s",
+    }
 )
 DEVICE_KEYS = frozenset({"certificate", "key"})
 
@@ -56,12 +66,22 @@ class DeviceConfig:
 
 @dataclass(frozen=True)
 class ServerConfig:
+    """``url`` is the first server; ``urls`` every server in order of preference (the
+    client moves to the next when one cannot be reached)."""
+
     url: str
     ca: Path
     connect_timeout_s: float = 3.0
     read_timeout_s: float = 10.0
     challenge_max_age_s: float = 25.0
     long_poll_s: float = 10.0
+    urls: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.urls:
+            object.__setattr__(self, "urls", (self.url,))
+        elif self.urls[0] != self.url:
+            raise ValueError("ServerConfig: url must be the first of urls")
 
     @property
     def timeout(self) -> httpx.Timeout:
@@ -123,9 +143,7 @@ def file_path(table: Mapping[str, Any], name: str, key: str, base: Path) -> Path
 
 def parse_server(table: Mapping[str, Any], base: Path) -> ServerConfig:
     refuse_unknown("server", table, SERVER_KEYS)
-    url = table.get("url")
-    if not isinstance(url, str) or not url.startswith("https://"):
-        raise ConfigError("[server] url must be an https:// URL")
+    urls = _server_urls(table)
     long_poll = seconds(table, "server", "long_poll_s", 10.0)
     if long_poll > 25.0:
         raise ConfigError("[server] long_poll_s must be at most 25 seconds (the server's limit)")
@@ -135,13 +153,38 @@ def parse_server(table: Mapping[str, Any], base: Path) -> ServerConfig:
             "[server] challenge_max_age_s must stay below the server's nonce lifetime (60 s)"
         )
     return ServerConfig(
-        url=url.rstrip("/"),
+        url=urls[0],
+        urls=urls,
         ca=file_path(table, "server", "ca", base),
         connect_timeout_s=seconds(table, "server", "connect_timeout_s", 3.0),
         read_timeout_s=seconds(table, "server", "read_timeout_s", 10.0),
         challenge_max_age_s=max_age,
         long_poll_s=long_poll,
     )
+
+
+def _server_urls(table: Mapping[str, Any]) -> tuple[str, ...]:
+    """``url``, or ``urls`` (a list of one or more), each https://, no repeats."""
+    if "url" in table and "urls" in table:
+        raise ConfigError("[server] give url or urls, not both")
+    if "urls" in table:
+        listed = table["urls"]
+        if not isinstance(listed, list) or not listed:
+            raise ConfigError("[server] urls must be a list of https:// URLs")
+        if len(listed) > 8:
+            raise ConfigError("[server] urls: at most 8 servers")
+    else:
+        listed = [table.get("url")]
+    urls: list[str] = []
+    for value in listed:
+        if not isinstance(value, str) or not value.startswith("https://"):
+            key = "urls" if "urls" in table else "url"
+            raise ConfigError(f"[server] {key} must be https:// URLs (got {value!r})")
+        url = value.rstrip("/")
+        if url in urls:
+            raise ConfigError(f"[server] urls lists {url} twice")
+        urls.append(url)
+    return tuple(urls)
 
 
 def parse_device(table: Mapping[str, Any], base: Path) -> DeviceConfig:

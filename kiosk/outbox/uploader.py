@@ -25,6 +25,12 @@ Failures are sorted the way ``kiosk.errors`` sorts them:
 A damaged outbox file (``OutboxCorrupt``) ends the loop: the unit restarts the process, and
 opening the outbox quarantines the file and recovers its rows.
 
+With several servers (``[server] urls``, instances sharing one database) the client sends a
+batch that cannot reach its server to the next one at once (``kiosk.clinic_client``); the
+shared database deduplicates, so a batch the first server committed but could not acknowledge
+is acknowledged as duplicates by the second. The server that took the last batch shows in the
+state's ``extra["server"]``.
+
 A record leaves the outbox only after the server acknowledged it, so killing this process at
 any moment loses nothing: the batch in flight is sent again and the server stores it once.
 The loop's state (``UploaderState``) goes to a small JSON file for the status LED and
@@ -202,6 +208,9 @@ class Uploader:
         self.state.sent_batches += 1
         self.state.last_success_wall = self._wall()
         self.state.last_error = None
+        server = getattr(self.sender, "server_url", None)
+        if isinstance(server, str):
+            self.state.extra["server"] = server
         more = len(records) >= self._max_records or len(ack.acked) < len(records)
         self._set("sending" if more else "idle", 0.0)
         return 0.0

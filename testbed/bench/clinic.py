@@ -8,6 +8,11 @@ challenge -> card signature (RSA-2048, the pre-made card key) -> verify in a loo
 it can. The kiosks run in two worker processes so the client side is not held back by one
 interpreter lock. The latency of one verification is the whole exchange a kiosk waits for:
 challenge, signing and verify. Each run stops by itself after ``seconds``.
+
+``--instances N`` starts N servers on the one database (each its own ``clinic-server serve``
+process) and spreads the kiosks over them, kiosk i on instance i mod N, as a chain of clinics
+runs them (docs/scale-out.md). On SQLite the instances share the file (one writer at a time);
+on PostgreSQL they share the database server.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ START_DELAY_S = 1.5
 @dataclass(frozen=True)
 class BenchResult:
     kiosks: int
+    instances: int
     seconds: float
     verifications: int
     errors: int
@@ -223,7 +229,7 @@ class _ServerProcess:
 
 @dataclass(frozen=True)
 class _WorkerJob:
-    base_url: str
+    base_urls: tuple[str, ...]  # the server of each device
     server_ca: str
     devices: tuple[str, ...]  # certificate paths; the key is NAME.key.pem beside it
     card_key_pem: bytes
@@ -248,13 +254,13 @@ def _worker(job: _WorkerJob) -> tuple[list[float], int]:
     errors = 0
     lock = threading.Lock()
 
-    def kiosk(cert_path: str) -> None:
+    def kiosk(cert_path: str, base_url: str) -> None:
         nonlocal errors
         cert = Path(cert_path)
         key = cert.with_name(cert.name.removesuffix(".pem") + ".key.pem")
         identity = DeviceIdentity.load(cert, key)
         http = make_http_client(
-            job.base_url,
+            base_url,
             ca_file=Path(job.server_ca),
             identity=identity,
             client_cert_file=cert,
@@ -294,7 +300,10 @@ def _worker(job: _WorkerJob) -> tuple[list[float], int]:
             latencies.extend(mine)
             errors += failed
 
-    threads = [threading.Thread(target=kiosk, args=(d,)) for d in job.devices]
+    threads = [
+        threading.Thread(target=kiosk, args=(d, u))
+        for d, u in zip(job.devices, job.base_urls, strict=True)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -302,21 +311,32 @@ def _worker(job: _WorkerJob) -> tuple[list[float], int]:
     return latencies, errors
 
 
+def _ready(_: int) -> bool:
+    """Run in each client process before the clock starts: spawned, and its imports done."""
+    import cryptography.hazmat.primitives.asymmetric.rsa  # noqa: F401
+
+    import kiosk.clinic_client  # noqa: F401
+
+    time.sleep(0.2)  # long enough that each process takes one
+    return True
+
+
 def _measure(
     pool: concurrent.futures.Executor,
     setup: _Setup,
-    base_url: str,
+    base_urls: list[str],
     *,
     kiosks: int,
     seconds: float,
     processes: int,
 ) -> BenchResult:
     devices = sorted(str(p) for p in (setup.root / "devices").glob("bench-*[0-9].pem"))[:kiosks]
+    served_by = {d: base_urls[i % len(base_urls)] for i, d in enumerate(devices)}
     groups = [tuple(devices[i::processes]) for i in range(processes)]
     start_at = time.time() + START_DELAY_S + 0.05 * kiosks
     jobs = [
         _WorkerJob(
-            base_url,
+            tuple(served_by[d] for d in group),
             str(setup.data_dir / "server-ca.pem"),
             group,
             setup.card_key_pem,
@@ -336,6 +356,7 @@ def _measure(
     ms = [x * 1000 for x in latencies]
     return BenchResult(
         kiosks=kiosks,
+        instances=len(base_urls),
         seconds=seconds,
         verifications=len(latencies),
         errors=errors,
@@ -348,34 +369,44 @@ def _measure(
 
 
 def run_bench(
-    *, kiosks: list[int], seconds: float = 5.0, database: str | None = None
+    *,
+    kiosks: list[int],
+    seconds: float = 5.0,
+    database: str | None = None,
+    instances: int = 1,
 ) -> list[BenchResult]:
     if not kiosks or any(k < 1 or k > 256 for k in kiosks):
         raise ValueError("kiosk counts are 1-256")
     if not 0.5 <= seconds <= 300:
         raise ValueError("seconds per run: 0.5-300")
+    if not 1 <= instances <= 8:
+        raise ValueError("instances: 1-8")
     results: list[BenchResult] = []
     with tempfile.TemporaryDirectory(prefix="clinic-bench-") as tmp:
         setup = _prepare(Path(tmp), max(kiosks), database)
-        server = _ServerProcess(setup.data_dir, database)
+        servers: list[_ServerProcess] = []
         try:
-            base_url = f"https://127.0.0.1:{server.kiosk_port}"
+            for _ in range(instances):
+                servers.append(_ServerProcess(setup.data_dir, database))
+            base_urls = [f"https://127.0.0.1:{s.kiosk_port}" for s in servers]
             processes = 2
             context = multiprocessing.get_context("spawn")
             with concurrent.futures.ProcessPoolExecutor(processes, mp_context=context) as pool:
+                list(pool.map(_ready, range(processes)))  # no process start in the window
                 for count in kiosks:
                     results.append(
                         _measure(
                             pool,
                             setup,
-                            base_url,
+                            base_urls,
                             kiosks=count,
                             seconds=seconds,
                             processes=min(processes, count),
                         )
                     )
         finally:
-            server.stop()
+            for server in servers:
+                server.stop()
     return results
 
 
@@ -383,12 +414,12 @@ def print_table(results: list[BenchResult]) -> None:
     cpu = os.cpu_count() or 0
     print(f"clinic server bench: loopback, TLS + device signatures, {cpu} CPU(s)")
     print(
-        f"{'kiosks':>7} {'verif/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8} "
-        f"{'errors':>7}"
+        f"{'inst':>4} {'kiosks':>7} {'verif/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8}"
+        f" {'max ms':>8} {'errors':>7}"
     )
     for r in results:
         print(
-            f"{r.kiosks:>7} {r.per_second:>9.1f} {r.p50_ms:>8.2f} {r.p90_ms:>8.2f}"
+            f"{r.instances:>4} {r.kiosks:>7} {r.per_second:>9.1f} {r.p50_ms:>8.2f} {r.p90_ms:>8.2f}"
             f" {r.p99_ms:>8.2f} {r.max_ms:>8.2f} {r.errors:>7}"
         )
 
@@ -405,6 +436,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         default="1,8,32",
         metavar="N,N,...",
         help="how many kiosks at once, one run each (default 1,8,32)",
+    )
+    bench.add_argument(
+        "--instances",
+        type=int,
+        default=1,
+        metavar="N",
+        help="servers on the one database, the kiosks spread over them (default 1)",
     )
     bench.add_argument(
         "--login-flood",
@@ -443,7 +481,9 @@ def run_clinic_bench(args: argparse.Namespace) -> int:
             print_rounds(rounds, "PostgreSQL" if args.database else "SQLite")
         return 0
     kiosks = [int(k) for k in args.kiosks.split(",") if k.strip()]
-    results = run_bench(kiosks=kiosks, seconds=args.seconds, database=args.database)
+    results = run_bench(
+        kiosks=kiosks, seconds=args.seconds, database=args.database, instances=args.instances
+    )
     if args.json:
         print(json.dumps([r.as_dict() for r in results], indent=1))
     else:

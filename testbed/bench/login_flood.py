@@ -95,7 +95,7 @@ def run_login_flood(
 
         def job(start_in: float) -> _WorkerJob:
             return _WorkerJob(
-                f"https://127.0.0.1:{server.kiosk_port}",
+                (f"https://127.0.0.1:{server.kiosk_port}",),
                 str(server_ca),
                 (device,),
                 setup.card_key_pem,
