@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 EXTRAS := dev,clinic
 
 .PHONY: demo test deps lint typecheck architecture pytest services services-pcscd \
-	services-postgres clean
+	services-postgres clean image image-test
 
 deps:
 	EXTRAS=$(EXTRAS) sh provisioning/install-deps
@@ -39,6 +39,21 @@ pytest: services
 	SDL_AUDIODRIVER=dummy SDL_VIDEODRIVER=dummy $(PY) -m pytest
 
 test: lint typecheck architecture pytest
+
+# The appliance image (docs/image.md): BASE=debian (amd64, the default) or BASE=FILE.img (a
+# Raspberry Pi OS Lite arm64 image); image-test builds the amd64 image and boots it in QEMU.
+BASE  ?= debian
+IMAGE ?= build/onshi-kiosk-$(if $(filter debian,$(BASE)),amd64,arm64).img
+
+image: deps
+	sh provisioning/install-image-deps
+	mkdir -p build
+	provisioning/build-image --base $(BASE) --out $(IMAGE)
+
+image-test: deps
+	sh provisioning/install-image-deps
+	mkdir -p build
+	provisioning/image-test
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build *.egg-info
