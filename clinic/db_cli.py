@@ -74,7 +74,7 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     db_commands = db.add_subparsers(dest="db_command", required=True)
     db_commands.add_parser("migrate", help="apply the schema steps this release adds")
     status = db_commands.add_parser("status", help="each component's applied and known version")
-    status.add_argument("--json", action="store_true")
+    status.add_argument("--json", action="store_true", help="print the states as JSON")
     db.set_defaults(func=cmd_db)
 
     backup = commands.add_parser("backup", help="a consistent copy of the live database")
@@ -82,7 +82,7 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     backup.set_defaults(func=cmd_backup)
 
     restore = commands.add_parser("restore", help="replace the database with a backup")
-    restore.add_argument("file")
+    restore.add_argument("file", help="a file that clinic-server backup wrote")
     restore.add_argument(
         "--force", action="store_true", help="even if an instance wrote its row within a minute"
     )

@@ -151,7 +151,7 @@ def _kiosk_job(clinic: Clinic, start_in: float) -> _WorkerJob:
     assert card.user_auth_key_pem is not None
     assert card.user_auth_certificate is not None
     return _WorkerJob(
-        clinic.kiosk_url,
+        (clinic.kiosk_url,),
         str(clinic.server_ca),
         (str(cert_path),),
         card.user_auth_key_pem,
