@@ -51,7 +51,7 @@ from clinic.listeners import TlsH11Protocol, TlsHttpToolsProtocol, guarded, tls_
 from clinic.login_throttle import LOGIN_THROTTLE_SCHEMA
 from clinic.national.interface import NationalConnector
 from clinic.national.simulated import OutagePlan, SimulatedNationalSystem
-from clinic.schema import CLINIC_SCHEMA
+from clinic.schema import CLINIC_SCHEMA, STAFF_CALLS_SCHEMA
 from clinic.staff import StaffAccounts
 from clinic.staff_process import StaffSupervisor
 from clinic.storage import Database
@@ -71,6 +71,7 @@ def open_database(config: ServerConfig, extensions: Sequence[Extension] = ()) ->
             REPLAY_SCHEMA,
             LOGIN_THROTTLE_SCHEMA,
             BUTTON_SCHEMA,
+            STAFF_CALLS_SCHEMA,
             *(e.schema for e in extensions if e.schema is not None),
         ]
     )
