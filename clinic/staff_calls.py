@@ -71,8 +71,8 @@ class StaffCall:
 
     @property
     def visit_label(self) -> str:
-        """The short number the kiosk's screen shows: ``No.007``."""
-        return f"No.{self.visit % 1000:03d}"
+        """The short number the kiosk's screen shows next to the notice code: ``#007``."""
+        return f"#{self.visit % 1000:03d}"
 
     def event(self) -> dict[str, object]:
         """The change notice for dashboards (no patient data)."""

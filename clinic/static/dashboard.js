@@ -148,10 +148,14 @@
     if (empty) empty.hidden = true;
   }
 
+  let refreshes = 0;
   async function refreshQueue() {
+    const mine = ++refreshes;  // only the latest fetch may replace the queue
     const answer = await fetch("/queue", { credentials: "same-origin", cache: "no-store" });
     if (!answer.ok) return;
-    const doc = new DOMParser().parseFromString(await answer.text(), "text/html");
+    const text = await answer.text();
+    if (mine !== refreshes) return;
+    const doc = new DOMParser().parseFromString(text, "text/html");
     const fresh = doc.getElementById("queue");
     const current = document.getElementById("queue");
     if (fresh && current) current.replaceWith(document.adoptNode(fresh));
@@ -168,10 +172,11 @@
     if (queue) refreshQueue();
   });
   source.addEventListener("queue", function (message) {
+    // sent after every change of a check or a call: the count may stay the same while an
+    // item changes (a call joining its visual check), so the queue is fetched again anyway
     const info = JSON.parse(message.data);
-    const changed = waitingNow !== null && info.count !== waitingNow;
     showWaiting(info.count);
-    if (queue && changed) refreshQueue();
+    if (queue) refreshQueue();
   });
   source.addEventListener("logout", function () {
     source.close();

@@ -91,7 +91,7 @@ def test_a_kiosks_staff_call_is_recorded_once_and_a_late_one_waits_for_staff(cli
     kiosk.client.staff_call(call)  # the kiosk retried: still one call
     mine = [c for c in store.open_calls() if c.call_key == call["key"]]
     assert len(mine) == 1
-    assert (mine[0].visit_label, mine[0].notice_code) == ("No.003", "K-401")
+    assert (mine[0].visit_label, mine[0].notice_code) == ("#003", "K-401")
     kiosk.client.staff_call(call | {"state": "cleared"})
     assert [c for c in store.open_calls() if c.call_key == call["key"]] == []
 
