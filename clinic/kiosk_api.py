@@ -36,10 +36,12 @@ from clinic.eligibility import Verification
 from clinic.errors import NotFound
 from clinic.http_errors import install_json_errors, json_answer, json_error, logged_answer
 from clinic.national.interface import is_blocking
-from contract.api import API_PREFIX, CHALLENGES, HEARTBEAT, VERIFICATIONS
+from clinic.staff_calls import StaffCalls
+from contract.api import API_PREFIX, CHALLENGES, HEARTBEAT, STAFF_CALLS, VERIFICATIONS
 from contract.certificate_expiry import expiry_to_show
 from contract.device_signing import MAX_SKEW_S, verify_request
 from contract.errors import DeviceAuthError, OnshiError
+from contract.notices import StaffCallReason
 
 log = logging.getLogger(__name__)
 
@@ -268,6 +270,22 @@ class HeartbeatIn(BaseModel):
         return value
 
 
+class StaffCallIn(BaseModel):
+    """A kiosk's staff call, opened or cleared (``clinic.staff_calls``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key: str = Field(
+        min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$", description="the kiosk's own"
+    )
+    state: Literal["open", "cleared"]
+    visit: int = Field(ge=0, le=10**9, description="the short number the kiosk's screen shows")
+    reason: StaffCallReason
+    notice: int | None = Field(default=None, ge=100, le=999, description="K-<number>")
+    verification_id: str | None = Field(default=None, pattern=_ID_PATTERN)
+    late: bool = Field(default=False, description="raised while the server could not be reached")
+
+
 def verification_out(context: ClinicContext, v: Verification) -> dict[str, Any]:
     return {
         "verification_id": v.id,
@@ -408,6 +426,27 @@ async def heartbeat(body: HeartbeatIn, request: Request) -> Response:
     context = context_of(request)
     await context.run_db(
         context.devices.record_health, current_device(request), body.status, dict(body.detail)
+    )
+    return Response(status_code=204)
+
+
+@router.post(STAFF_CALLS, status_code=204, response_class=Response)
+async def staff_call(body: StaffCallIn, request: Request) -> Response:
+    """A kiosk's screen told the patient staff were called (``open``), or the kiosk went back
+    to idle (``cleared``): shown in the staff queue at once. Sending the same report again
+    changes nothing."""
+    context = context_of(request)
+    calls = StaffCalls(context.db, context.events, context.clock)
+    await context.run_db(
+        calls.report,
+        current_device(request),
+        body.key,
+        state=body.state,
+        visit=body.visit,
+        reason=body.reason,
+        notice=body.notice,
+        verification_id=body.verification_id,
+        late=body.late,
     )
     return Response(status_code=204)
 

@@ -36,7 +36,7 @@ from clinic.devices import REPLAY_SCHEMA
 from clinic.extensions import Extension
 from clinic.instances import INSTANCES_SCHEMA
 from clinic.login_throttle import LOGIN_THROTTLE_SCHEMA
-from clinic.schema import CLINIC_SCHEMA, RECEIPT_FILES_SCHEMA
+from clinic.schema import CLINIC_SCHEMA, RECEIPT_FILES_SCHEMA, STAFF_CALLS_SCHEMA
 from clinic.storage import Database, Schema
 
 
@@ -49,6 +49,7 @@ def server_schemas(extensions: Sequence[Extension] = ()) -> list[Schema]:
         BUTTON_SCHEMA,
         INSTANCES_SCHEMA,
         RECEIPT_FILES_SCHEMA,
+        STAFF_CALLS_SCHEMA,
         *(e.schema for e in extensions if e.schema is not None),
     ]
 

@@ -168,3 +168,26 @@ CREATE INDEX manual_confirmations_recheck ON manual_confirmations (recheck_state
 """
 
 RECEIPT_FILES_SCHEMA = Schema("receipt_files", (Migration.portable(1, _RECEIPT_FILES_V1),))
+# --- staff calls (clinic.staff_calls), a component of its own -----------------------------------
+
+_STAFF_CALLS_V1 = """
+CREATE TABLE staff_calls (
+    id TEXT PRIMARY KEY,
+    device_id TEXT NOT NULL,
+    call_key TEXT NOT NULL,
+    visit INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    notice INTEGER,
+    verification_id TEXT,
+    raised_at DOUBLE PRECISION NOT NULL,
+    late INTEGER NOT NULL DEFAULT 0,
+    cleared_at DOUBLE PRECISION,
+    cleared_by TEXT,
+    UNIQUE (device_id, call_key)
+);
+CREATE INDEX staff_calls_open ON staff_calls (cleared_at, raised_at);
+CREATE INDEX staff_calls_verification ON staff_calls (verification_id)
+"""
+
+#: The kiosks' staff calls: one row per call, open until the kiosk or staff clear it.
+STAFF_CALLS_SCHEMA = Schema("staff_calls", (Migration.portable(1, _STAFF_CALLS_V1),))

@@ -11,6 +11,7 @@ and may come with ``Retry-After`` (seconds, or an HTTP date)::
     POST /api/v1/verifications/{id}/confirm          the staff button's decision
     POST /api/v1/heartbeat                           the kiosk's health
     POST /api/v1/outbox/batch                        sealed outbox records (contract.outbox_record)
+    POST /api/v1/staff-calls                         a staff call opened or cleared (idempotent)
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ CHALLENGES = "/challenges"
 VERIFICATIONS = "/verifications"
 HEARTBEAT = "/heartbeat"
 OUTBOX_BATCH = "/outbox/batch"
+STAFF_CALLS = "/staff-calls"
 
 #: Status codes after which the same request may succeed later: a timeout, too early, too
 #: many requests, a server or proxy error, the service unavailable.

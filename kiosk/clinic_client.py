@@ -313,6 +313,14 @@ class ClinicClient:
             retry=False,
         )
 
+    def staff_call(self, report: Mapping[str, Any]) -> None:
+        """Report a staff call opened or cleared (``POST /staff-calls``).
+
+        Not retried here: the server worker keeps the report and sends it again until it
+        arrives (the server takes the same report twice as once).
+        """
+        self._call("POST", api.STAFF_CALLS, json=dict(report), retry=False)
+
     def send_batch(self, batch: Batch) -> BatchAck:
         """Post sealed outbox records; the acknowledgement lists what the server committed.
 

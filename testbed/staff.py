@@ -75,7 +75,7 @@ class ReceptionistBrowser:
         page.raise_for_status()
         found = []
         for ticket in re.findall(
-            r'<article class="ticket[^"]*" id="q-([0-9a-f]{32})">(.*?)'
+            r'<article class="ticket[^"]*"[^>]*? id="q-([0-9a-f]{32})"[^>]*>(.*?)'
             r"</article>",
             page.text,
             re.S,

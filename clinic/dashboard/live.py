@@ -6,7 +6,9 @@ health (``clinic.devices``): a ``kiosks`` event carries the kiosks to flag when 
 opens and again whenever they change - one falls silent, reports a fault, or is well again -
 and the page updates the badge in its menu. Between events a keep-alive comment every
 ``heartbeat_s`` seconds also re-checks the session: when it ended, the stream says
-``logout`` and ends. The stream ends too when the server stops.
+``logout`` and ends. The stream ends too when the server stops. A ``queue`` event carries how
+many items wait for staff (``clinic.dashboard.waiting``) when the stream opens and after every
+change of a verification or a staff call: the badge, the page title and the chime follow it.
 """
 
 from __future__ import annotations
@@ -48,6 +50,9 @@ class LiveEvents:
             with context.events.subscribe() as notices:
                 next_check = time.monotonic() + self.heartbeat_s
                 flagged: list[str] | None = None  # sent first thing: the page may be older
+                count = await self.site.waiting()
+                if count is not None:
+                    yield f"event: queue\ndata: {json.dumps({'count': count})}\n\n"
                 next_kiosks = time.monotonic()
                 while True:
                     timeout = max(0.05, min(next_check, next_kiosks) - time.monotonic())
@@ -64,6 +69,10 @@ class LiveEvents:
                                 self.site.row(v, lang) | {"day": v.day}, ensure_ascii=False
                             )
                             yield f"event: verification\ndata: {data}\n\n"
+                    if event.get("type") in ("verification", "staff_call"):
+                        count = await self.site.waiting()
+                        if count is not None:
+                            yield f"event: queue\ndata: {json.dumps({'count': count})}\n\n"
                     if time.monotonic() >= next_kiosks:
                         now_flagged = await self.site.unwell()
                         if now_flagged is not None and now_flagged != flagged:

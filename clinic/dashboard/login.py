@@ -68,6 +68,7 @@ class Sessions:
             request.state.staff_session = session  # for the error page, should one follow
             if request.method == "GET" and request.url.path != "/events":
                 request.state.unwell = await self.site.unwell() or []  # the menu's badge
+                request.state.waiting = await self.site.waiting() or 0  # the queue's badge
             return await handler(request, session)
 
         return endpoint

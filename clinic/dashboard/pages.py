@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from clinic import i18n
 from clinic.button import ButtonConfirmation
+from clinic.dashboard.desk import Desk
 from clinic.dashboard.login import Sessions
 from clinic.dashboard.outage import detail_extras, manual_of
 from clinic.dashboard.site import DAY, VERIFICATION_ID, Site, local_path
@@ -37,6 +38,7 @@ class Pages:
         self.site = site
         self.sessions = sessions
         self.context = site.context
+        self.desk = Desk(site, sessions)
 
     async def index(self, request: Request, session: StaffSession) -> Response:
         site = self.site
@@ -89,11 +91,13 @@ class Pages:
         confirmation = (
             await self.context.run(button.confirmation_of, v.id) if button is not None else None
         )
+        calls = await self.context.run(self.desk.calls.for_verification, v.id)
         return site.render(
             request,
             "detail.html",
             session,
             v=v,
+            calls=[{"visit": c.visit_label, "notice_code": c.notice_code} for c in calls],
             button=self._confirmation(confirmation, lang) if confirmation is not None else None,
             row=site.row(v, lang),
             validity_label=i18n.pick(VALIDITY_LABELS.get(v.validity_code or 0), lang),
@@ -118,7 +122,8 @@ class Pages:
         )
 
     async def queue(self, request: Request, session: StaffSession) -> Response:
-        items = await self.context.run(self.context.service.staff_queue)
+        """What waits for staff (``clinic.dashboard.desk``): visual checks pinned on top."""
+        values = await self.desk.queue_values(request)
         button = self.context.button
         confirmations = await self.context.run(button.recent) if button is not None else []
         lang = self.site.lang(request)
@@ -126,13 +131,7 @@ class Pages:
             request,
             "queue.html",
             session,
-            items=[
-                {
-                    **self.site.row(v, lang),
-                    "reason": v.staff_reason_ja if lang == "ja" else v.staff_reason_en,
-                }
-                for v in items
-            ],
+            **values,
             confirmations=[self._confirmation(c, lang) for c in confirmations],
         )
 
@@ -184,9 +183,13 @@ class Pages:
         await self.context.run(
             self.context.service.decide, verification_id, decision, by=session.username
         )
-        return RedirectResponse(
-            local_path(form.get("next"), f"/verifications/{verification_id}"), 303
+        await self.context.run(
+            self.desk.calls.handle_for_verification, verification_id, by=session.username
         )
+        target = local_path(form.get("next"), f"/verifications/{verification_id}")
+        if target == "/queue":  # the outcome shows where staff are
+            target = f"/queue?decided={verification_id}"
+        return RedirectResponse(target, 303)
 
     async def handled(
         self, request: Request, session: StaffSession, form: dict[str, str]
@@ -196,6 +199,9 @@ class Pages:
             return self.site.error_page(request, session, 404, "error.not_found")
         await self.context.run(
             self.context.service.mark_handled, verification_id, by=session.username
+        )
+        await self.context.run(
+            self.desk.calls.handle_for_verification, verification_id, by=session.username
         )
         return RedirectResponse(local_path(form.get("next"), "/queue"), 303)
 
@@ -298,6 +304,7 @@ class Pages:
                 methods=["POST"],
             ),
             Route("/alarms/{alarm_id}/clear", checked(self.clear_alarm), methods=["POST"]),
+            *self.desk.routes(),
         ]
 
 

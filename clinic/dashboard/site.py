@@ -14,6 +14,7 @@ from starlette.responses import HTMLResponse
 from clinic import i18n
 from clinic.context import ClinicContext
 from clinic.dashboard.receipt_notice import receipt_notice
+from clinic.dashboard.waiting import count_waiting, waiting
 from clinic.eligibility import Verification
 from clinic.errors import StorageError
 from clinic.i18n import Lang
@@ -77,6 +78,7 @@ class Site:
             alarms=self.alarms(lang) if session is not None else [],
             unwell=getattr(request.state, "unwell", []) if session is not None else [],
             receipt_notice=receipt_notice(self.context, lang) if session is not None else None,
+            waiting=getattr(request.state, "waiting", 0) if session is not None else 0,
             **values,
         )
         return HTMLResponse(html, status_code=status)
@@ -132,6 +134,14 @@ class Site:
         except StorageError:
             return None
         return [h.device_id for h in flagged]
+
+    async def waiting(self) -> int | None:
+        """How many queue items wait (every signed-in page's badge); None when the database
+        cannot say now."""
+        try:
+            return count_waiting(await self.context.run(waiting, self.context))
+        except StorageError:
+            return None
 
     def today(self) -> str:
         return self.context.service.day_of(self.context.clock())

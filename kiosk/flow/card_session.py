@@ -113,6 +113,8 @@ def on_choosing_check(moves: Moves, state: FlowState, event: Event) -> Step:
             return _start_visual(moves, state, "ui.choose_visual")
         if event.action is UiAction.CANCEL:
             return moves.take_card(state, "ui.cancel")
+        if event.action is UiAction.CALL_STAFF:
+            return moves.notice(state, Notice.NO_CARD, "ui.call_staff")
     if isinstance(event, TimerFired):
         return moves.take_card(state, "timer.choose_check")
     return state, ()
@@ -127,6 +129,8 @@ def on_pin_entry(moves: Moves, state: FlowState, event: Event) -> Step:
         action = event.action
         if action is UiAction.DIGIT:
             return _digit(moves, state)
+        if action is UiAction.CALL_STAFF:
+            return moves.notice(state, Notice.NO_CARD, "ui.call_staff")
         if action is UiAction.ERASE and state.digits > 0:
             return moves.go(
                 state,

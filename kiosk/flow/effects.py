@@ -1,8 +1,9 @@
 """What the machine asks for: the effects the runner executes, in order.
 
 The screen, the lights and the buzzer; one timer per state (:class:`StartTimer`); records for
-the outbox (:class:`Record`: never a PIN, never personal data); and the card and server work of
-a card session, ended by :class:`EndSession`, which wipes whatever the session held.
+the outbox (:class:`Record`: never a PIN, never personal data); staff calls reported to the
+clinic server (:class:`CallStaff`, :class:`ClearStaffCall`); and the card and server work of a
+card session, ended by :class:`EndSession`, which wipes whatever the session held.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from typing import TypeAlias
 
 from contract.challenge import Mode
+from contract.notices import Notice, StaffCallReason
 from kiosk.flow.screens import Screen
 from kiosk.hw.signals import LightSignal, Sound
 
@@ -140,6 +142,24 @@ class CheckReader:
 
 
 @dataclass(frozen=True)
+class CallStaff:
+    """The screen tells the patient staff were called: report the call to the clinic server
+    (retried until it arrives). ``visit`` is the short number the screen shows with it."""
+
+    visit: int
+    reason: StaffCallReason
+    notice: Notice | None = None
+    verification_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ClearStaffCall:
+    """The screen no longer says staff were called (the kiosk went on by itself)."""
+
+    visit: int
+
+
+@dataclass(frozen=True)
 class EndSession:
     """Wipe the session: PIN entry cleared, certificate, challenge and result dropped, card
     work and staff waits cancelled, the card link reset."""
@@ -164,6 +184,8 @@ Effect: TypeAlias = (
     | AwaitStaffDecision
     | ConfirmVisual
     | CheckReader
+    | CallStaff
+    | ClearStaffCall
     | EndSession
 )
 

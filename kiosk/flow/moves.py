@@ -3,7 +3,8 @@ conclude a visit, end it early.
 
 Entering a state is always the same (:meth:`Moves.go`): a ``flow.transition`` record when the
 kind of state changes, :class:`EndSession` when a card session ends, the state's timer, screen
-and lights (:mod:`kiosk.flow.views`), and the sounds last. The handlers of
+and lights (:mod:`kiosk.flow.views`), the staff call its screen announces or no longer
+announces (:class:`CallStaff`, :class:`ClearStaffCall`), and the sounds last. The handlers of
 :mod:`kiosk.flow.card_session` and :mod:`kiosk.flow.outside_session` only decide which state
 comes next and what else to do.
 """
@@ -15,6 +16,8 @@ from typing import TypeAlias
 
 from contract.challenge import Mode
 from kiosk.flow.effects import (
+    CallStaff,
+    ClearStaffCall,
     Effect,
     Effects,
     EndSession,
@@ -44,7 +47,7 @@ from kiosk.flow.states import (
     ResultOk,
     TakeCard,
 )
-from kiosk.flow.views import lights_of, route_of, screen_of, timeout_of
+from kiosk.flow.views import lights_of, route_of, screen_of, staff_call_of, timeout_of
 from kiosk.hw.signals import Sound
 
 #: A transition's result: the next state and the effects to execute, in order.
@@ -84,7 +87,10 @@ class Moves:
         so card and server work starts first; sounds come last, after the screen and the
         lights: a beep never delays what the patient sees or the card.
         """
-        new = replace(new, timer=old.timer + 1)
+        calling = staff_call_of(new)
+        called = staff_call_of(old)
+        visit = old.visit + 1 if calling is not None and calling != called else old.visit
+        new = replace(new, timer=old.timer + 1, visit=visit)
         effects: list[Effect] = []
         if type(old) is not type(new):
             effects.append(
@@ -97,6 +103,13 @@ class Moves:
             effects.append(EndSession(old.session))
         effects.extend(e for e in extra if not isinstance(e, PlaySound))
         effects.extend(self.entry(new))
+        if calling != called:
+            if called is not None:
+                effects.append(ClearStaffCall(old.visit))
+            if calling is not None:
+                effects.append(
+                    CallStaff(visit, calling.reason, calling.notice, calling.verification_id)
+                )
         effects.extend(e for e in extra if isinstance(e, PlaySound))
         return new, tuple(effects)
 
@@ -157,7 +170,13 @@ class Moves:
         answer: Answer | None = None,
     ) -> Step:
         """A patient's outcome: the screen, a sound and the outcome summary for the log."""
-        new = replace(new, language=state.language, session=state.session, card_present=True)
+        new = replace(
+            new,
+            language=state.language,
+            session=state.session,
+            card_present=True,
+            verification_id=answer.verification_id if answer is not None else "",
+        )
         notice = new.notice if isinstance(new, NeedsStaff | ErrorNotice) else None
         if isinstance(new, OfflineNotice):
             notice = Notice.SERVER_UNREACHABLE

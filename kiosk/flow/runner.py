@@ -40,8 +40,10 @@ from kiosk.flow.certificate import expiry_of, today_in_japan
 from kiosk.flow.effects import (
     AcceptDigit,
     AwaitStaffDecision,
+    CallStaff,
     CheckReader,
     ClearPin,
+    ClearStaffCall,
     ConfirmVisual,
     Effect,
     EndSession,
@@ -335,6 +337,10 @@ class FlowRunner:
             self._server.confirm(effect.session, effect.verification_id)
         elif isinstance(effect, CheckReader):
             self._card.check_reader()
+        elif isinstance(effect, CallStaff):
+            self._server.call_staff(effect)
+        elif isinstance(effect, ClearStaffCall):
+            self._server.clear_staff_call(effect.visit)
         elif isinstance(effect, EndSession):
             self._wipe_pin()
             self._card.end_session(effect.session)

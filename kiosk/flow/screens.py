@@ -65,8 +65,8 @@ class UiAction(StrEnum):
     DIGIT = "digit"  # value: "0".."9"
     ERASE = "erase"  # the correction key
     CANCEL = "cancel"  # back (from PIN entry, the language chooser, help screens)
-    DONE = "done"  # the patient read the message
     CALL_STAFF = "call_staff"  # the patient asks for staff (PIN and choice screens)
+    DONE = "done"  # the patient read the message
     STAFF_EXIT = "staff_exit"  # leave staff mode
 
 
@@ -117,6 +117,8 @@ class Screen:
     reminder_level: int = 0
     #: STAFF_MODE: one-line facts for staff (reader, server, outbox), no patient data.
     staff_lines: tuple[str, ...] = ()
+    #: a screen that says staff were called: the call's short number, quoted at the desk.
+    visit: int | None = None
 
 
 class PatientDisplay(Protocol):

@@ -5,10 +5,19 @@ when a card is placed (which also opens the TLS connection), refreshes it while 
 stale (the queue's idle wait is the refresh timer: no timer thread), and long-polls the server
 on a thread of its own while staff decide a visual check. A failing request is reported as
 ``ServerFailed``; a hanging one is caught by the flow state's own timeout.
+
+It also reports staff calls (``POST /staff-calls``): each report is kept until the server has
+it, and sent again every ``call_retry_s`` seconds (the same idle wait) while the server cannot
+be reached. A call that never reached the server before the kiosk cleared it still goes, as
+*late*: the patient was sent to the desk, so staff see it until they mark it handled.
+Undelivered reports live in memory only: a kiosk restart drops them (the outbox keeps the
+visit's records).
 """
 
 from __future__ import annotations
 
+import functools
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -18,6 +27,7 @@ from typing import Any, Protocol
 from contract.challenge import Mode
 from kiosk.clinic_client import Challenge, VerificationResult
 from kiosk.errors import KioskError, ServerError, ServerRejected, ServerUnreachable
+from kiosk.flow.effects import CallStaff
 from kiosk.flow.events import Answer, ConfirmRefused, Event, ServerAnswered, ServerFailed
 from kiosk.flow.queue_worker import QueueWorker
 
@@ -36,6 +46,8 @@ class EligibilityApi(Protocol):
     def wait_for_result(self, verification_id: str, wait_s: float) -> VerificationResult: ...
 
     def confirm(self, verification_id: str, decision: Any) -> VerificationResult: ...
+
+    def staff_call(self, report: dict[str, Any]) -> None: ...
 
 
 def answer_of(result: VerificationResult) -> Answer:
@@ -62,6 +74,41 @@ class _Prefetched:
     session: int
 
 
+@dataclass
+class _Call:
+    """A staff call the server has not heard all of yet."""
+
+    call: CallStaff
+    #: the server took the open report
+    delivered: bool = False
+    #: the screen no longer says staff were called
+    cleared: bool = False
+    #: raised while the server could not be reached (or cleared before it could): staff clear
+    late: bool = False
+
+    @property
+    def finished(self) -> bool:
+        """Nothing left to tell: cleared before a first try, or delivered late (staff clear)."""
+        if self.delivered:
+            return self.late
+        return self.cleared and not self.late
+
+    def report(self, boot: str) -> dict[str, Any] | None:
+        """The report to send next, or None when there is nothing to send now."""
+        if self.finished or (self.delivered and not self.cleared):
+            return None
+        call = self.call
+        return {
+            "key": f"{boot}-{call.visit}",
+            "state": "cleared" if self.delivered else "open",
+            "visit": call.visit,
+            "reason": call.reason,
+            "notice": call.notice.number if call.notice is not None else None,
+            "verification_id": call.verification_id,
+            "late": self.late,
+        }
+
+
 class ServerWorker(QueueWorker):
     """Talks to the clinic server for the flow, keeping a challenge ready per card session.
 
@@ -77,6 +124,7 @@ class ServerWorker(QueueWorker):
         *,
         challenge_max_age_s: float = 25.0,
         long_poll_s: float = 10.0,
+        call_retry_s: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__("server-worker", "server-job", "a server job failed")
@@ -92,6 +140,12 @@ class ServerWorker(QueueWorker):
         self._pollers: dict[int, threading.Event] = {}
         self._poll_threads: list[threading.Thread] = []
         self.reachable: bool | None = None
+        self._call_retry_s = call_retry_s
+        #: names this run's calls: the server takes (kiosk, key) as one call
+        self._boot = secrets.token_hex(4)
+        #: staff call reports not yet taken by the server, by visit number
+        self._calls: dict[int, _Call] = {}
+        self._calls_retry_at: float | None = None
         #: (start, end) monotonic seconds of each request, for the benchmark
         self.request_log: list[tuple[float, float, str]] = []
 
@@ -182,17 +236,82 @@ class ServerWorker(QueueWorker):
         return challenge.nonce
 
     def _idle_timeout(self) -> float | None:
-        """Until the session's challenge goes stale (then :meth:`_on_idle` refreshes it)."""
+        """Until the session's challenge goes stale or undelivered staff calls are due again
+        (then :meth:`_on_idle` refreshes or resends)."""
         with self._cond:
+            waits: list[float] = []
+            if self._calls_retry_at is not None:
+                waits.append(max(0.0, self._calls_retry_at - self._clock()))
             cached = self._cached
-            if self._session is None or cached is None or cached.session != self._session:
-                return None
-            return max(0.0, cached.fetched_at + self._max_age - self._clock())
+            if self._session is not None and cached is not None and cached.session == self._session:
+                waits.append(max(0.0, cached.fetched_at + self._max_age - self._clock()))
+            return min(waits) if waits else None
 
     def _on_idle(self) -> None:
+        retry_at = self._calls_retry_at
+        if retry_at is not None and self._clock() >= retry_at:
+            self._send_calls()
         session = self._session
         if session is not None:
             self._prefetch(session)
+
+    # -- staff calls --
+
+    def call_staff(self, call: CallStaff) -> None:
+        """The kiosk's screen says staff were called: tell the server (until it has it)."""
+        with self._cond:
+            self._calls[call.visit] = _Call(call)
+        self._put(self._send_calls)
+
+    def clear_staff_call(self, visit: int) -> None:
+        """The screen no longer says so: the call clears. One the server could not be told of
+        yet still goes (late), for staff to clear; one cleared before its first try does not."""
+        with self._cond:
+            pending = self._calls.get(visit)
+            if pending is None:
+                return
+            pending.cleared = True
+            if pending.finished:
+                del self._calls[visit]
+        self._put(self._send_calls)
+
+    def pending_calls(self) -> int:
+        """Staff calls with a report the server has not taken yet."""
+        with self._cond:
+            return sum(1 for call in self._calls.values() if call.report(self._boot) is not None)
+
+    def _send_calls(self) -> None:
+        while True:
+            with self._cond:
+                due = [(v, c.report(self._boot)) for v, c in sorted(self._calls.items())]
+                work = [(v, r) for v, r in due if r is not None]
+                if not work:
+                    self._calls_retry_at = None
+                    return
+                visit, report = work[0]
+            try:
+                self._timed("staff-call", functools.partial(self._api.staff_call, report))
+            except ServerError as exc:
+                if isinstance(exc, ServerUnreachable) or exc.temporary:
+                    with self._cond:
+                        call = self._calls.get(visit)
+                        if call is not None and not call.delivered:
+                            call.late = True
+                        self._calls_retry_at = self._clock() + self._call_retry_s
+                    return
+                # refused for good (a report this server cannot take): logged and dropped
+                self._log_failure("server-staff-call", "the server refused a staff call")
+                with self._cond:
+                    self._calls.pop(visit, None)
+                continue
+            with self._cond:
+                call = self._calls.get(visit)
+                if call is None:
+                    continue
+                if report["state"] == "open":
+                    call.delivered = True
+                if report["state"] == "cleared" or call.finished:
+                    del self._calls[visit]
 
     # -- verifications --
 

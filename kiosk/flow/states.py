@@ -39,6 +39,8 @@ class FlowState:
     timer: int = 0
     #: the card session (counts card placements); worker events of another are ignored
     session: int = 0
+    #: the number of the last staff call (counts calls); the screen shows the current one
+    visit: int = 0
 
     @property
     def name(self) -> str:
@@ -142,6 +144,8 @@ class Concluded(FlowState):
     """A patient's outcome is on the screen; the card may still be on the reader."""
 
     card_present: bool = True
+    #: the server's verification this outcome answers ("" when there was none)
+    verification_id: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,5 +1,5 @@
 """What a state shows and implies: its screen, its lights, its timeout, the route of a visit
-that ends there, whether a card is on the reader.
+that ends there, whether a card is on the reader, whether its screen says staff were called.
 
 Pure functions of a state (and the settings); the machine uses them on entering a state, the
 tests to check every state has them.
@@ -7,10 +7,11 @@ tests to check every state has them.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Final
 
 from contract.challenge import Mode
+from contract.notices import StaffCallReason
 from kiosk.flow.notices import Notice
 from kiosk.flow.screens import Screen, ScreenId
 from kiosk.flow.settings import FlowSettings
@@ -33,12 +34,74 @@ from kiosk.flow.states import (
     TakeCard,
     VisualCheckWait,
 )
+from kiosk.hw.patterns import MAX_REMINDER_LEVEL
 from kiosk.hw.reminder import next_sound_at
 from kiosk.hw.signals import LightSignal
+
+#: The card-left reminder level whose screen says staff were told ("職員にもお知らせしました").
+STAFF_TOLD_LEVEL: Final = MAX_REMINDER_LEVEL
+
+
+#: :class:`~kiosk.card.jpki.Token` values of phones (a phone cannot show a photo).
+_PHONE_TOKENS: Final = frozenset({"android", "iphone"})
+
+
+@dataclass(frozen=True)
+class StaffCallView:
+    """What a screen that says staff were called reports to the clinic server."""
+
+    reason: StaffCallReason
+    notice: Notice | None = None
+    verification_id: str | None = None
+
+
+def staff_call_of(state: FlowState) -> StaffCallView | None:
+    """The staff call a state's screen announces, or None when it announces none.
+
+    A visit's result stays the same call while the card waits on the reader; a card left
+    after a result without a call becomes one at :data:`STAFF_TOLD_LEVEL`.
+    """
+    if isinstance(state, NoCardHelp):
+        return StaffCallView("no_card", Notice.NO_CARD)
+    if isinstance(state, ReaderMissing):
+        return StaffCallView("reader_missing", Notice.READER_MISSING)
+    if isinstance(state, OfflineNotice):
+        return StaffCallView("server_unreachable", Notice.SERVER_UNREACHABLE)
+    if isinstance(state, NeedsStaff | ErrorNotice):
+        if not state.notice.needs_staff:
+            return None
+        reason: StaffCallReason = "patient" if state.notice is Notice.NO_CARD else "notice"
+        return StaffCallView(reason, state.notice, state.verification_id or None)
+    if isinstance(state, VisualCheckWait):
+        facts = state.facts
+        phone = facts is not None and facts.token in _PHONE_TOKENS
+        if state.tries_left == 0:
+            why = Notice.PIN_LOCKED
+        elif state.tries_left is None:
+            why = Notice.NO_PIN
+        else:
+            why = Notice.PIN_AT_FLOOR
+        return StaffCallView(
+            "visual_check.phone" if phone else "visual_check", why, state.verification_id or None
+        )
+    if isinstance(state, TakeCard):
+        result = staff_call_of(state.result) if state.result is not None else None
+        if result is not None:
+            return result
+        if state.reminder_level >= STAFF_TOLD_LEVEL:
+            return StaffCallView("card_left")
+    return None
 
 
 def screen_of(state: FlowState) -> Screen:
     """The screen a state shows: as little as the patient needs, no personal data."""
+    screen = _screen(state)
+    if staff_call_of(state) is not None:
+        return replace(screen, visit=state.visit)
+    return screen
+
+
+def _screen(state: FlowState) -> Screen:
     base = Screen(state.screen_id, state.language)
     if isinstance(state, ChoosingCheck):
         return replace(
@@ -77,9 +140,12 @@ _FIXED_NOTICES: Final[dict[ScreenId, Notice]] = {
 
 def lights_of(state: FlowState) -> LightSignal:
     """Green eligible; amber staff or "place the card again" (blinking: visual check waiting);
-    red error; blue ready/busy."""
+    red error; blue ready/busy.
+
+    A card left on the reader keeps the result's lamp until the first reminder, then calls in
+    amber (never green: green means "eligible" from across the room)."""
     if isinstance(state, TakeCard):
-        return state.signal
+        return state.signal if state.reminder_level == 0 else LightSignal.STAFF_NEEDED
     if isinstance(state, ReadingCard | Checking):
         return LightSignal.BUSY
     if isinstance(state, ChoosingCheck):

@@ -53,7 +53,10 @@ SIGNAL_PATTERNS: dict[LightSignal, LightPattern] = {
     LightSignal.OFF: LightPattern(None),
 }
 
-#: Card left on the reader: the signal's own lamp blinks, faster at each reminder level.
+#: Card left on the reader: the amber lamp blinks, faster at each reminder level. Amber
+#: whatever the result was: green means "eligible" from across the room, and from the level
+#: that says so, staff were told.
+REMINDER_LAMP = Lamp.AMBER
 REMINDER_BLINK_S: dict[int, tuple[float, float]] = {
     1: (0.4, 0.4),
     2: (0.2, 0.2),
@@ -72,7 +75,7 @@ def light_pattern(signal: LightSignal, reminder: int = 0) -> LightPattern:
     if reminder == 0 or base.lamp is None:
         return base
     on_s, off_s = REMINDER_BLINK_S[reminder]
-    return LightPattern(base.lamp, on_s, off_s)
+    return LightPattern(REMINDER_LAMP, on_s, off_s)
 
 
 @dataclass(frozen=True)

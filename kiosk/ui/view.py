@@ -190,6 +190,15 @@ def _screen_text(screen_id: ScreenId, part: str) -> Msg:
     return Msg(f"screen.{screen_id.value}.{part}")
 
 
+def _code(screen: Screen) -> str | None:
+    """The notice code, with the staff call's short number when the screen called staff."""
+    if screen.notice is None:
+        return None
+    if screen.visit is None:
+        return screen.notice.code
+    return f"{screen.notice.code} #{screen.visit % 1000:03d}"
+
+
 def _notice_or_screen(
     screen: Screen, *, tone: Tone, icon: Icon, actions: tuple[Button, ...]
 ) -> View:
@@ -202,7 +211,7 @@ def _notice_or_screen(
             tone=_notice_tone(screen.notice, tone),
             title=Msg(f"{screen.notice.key}.title"),
             body=(Para(Msg(f"{screen.notice.key}.advice")), *last),
-            code=screen.notice.code,
+            code=_code(screen),
             icon=icon,
             actions=actions,
         )

@@ -25,8 +25,9 @@ from clinic.server import build_context, open_database
 from clinic.storage import Database, Migration, Schema
 from tests.support.clinic import fresh_database, sign_for
 
-#: The steps this release adds: (component, version).
-APPENDED = {("instances", 1), ("receipt_files", 1)}
+#: The steps this release adds: (component, version), and the tables they make.
+APPENDED = {("instances", 1), ("receipt_files", 1), ("staff_calls", 1)}
+NEW_TABLES = {"server_instances", "receipt_files", "manual_confirmations", "staff_calls"}
 
 
 def previous_release(extensions=()) -> list[Schema]:
@@ -100,7 +101,12 @@ def test_a_database_of_the_previous_release_is_upgraded_and_keeps_every_record(
         finally:
             context.close()
         assert before["verifications"] == 3
-        assert not {"server_instances", "receipt_files", "manual_confirmations"} & set(before)
+        assert not {
+            "server_instances",
+            "receipt_files",
+            "manual_confirmations",
+            "staff_calls",
+        } & set(before)
 
         old_release.undo()  # this release
         db = open_database(config)  # what `serve` does when it starts
@@ -112,7 +118,12 @@ def test_a_database_of_the_previous_release_is_upgraded_and_keeps_every_record(
         finally:
             db.close()
         assert ids == made
-        for new_table in ("server_instances", "receipt_files", "manual_confirmations"):
+        for new_table in (
+            "server_instances",
+            "receipt_files",
+            "manual_confirmations",
+            "staff_calls",
+        ):
             assert after.pop(new_table) == 0
         assert after.pop("schema_migrations") == before.pop("schema_migrations") + len(APPENDED)
         assert after == before, "every record of the old database is still there"

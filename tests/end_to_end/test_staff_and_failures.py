@@ -251,12 +251,14 @@ def test_a_card_left_behind_is_reminded_on_lamp_and_buzzer_until_taken(
             lambda s: s.id is ScreenId.TAKE_CARD and s.reminder_level == 3, after=mark
         )
         assert level3.reminder_level == 3
-        green = kiosk.lamp_pin(Lamp.GREEN)
-        samples = set()
+        amber, green = kiosk.lamp_pin(Lamp.AMBER), kiosk.lamp_pin(Lamp.GREEN)
+        samples, greens = set(), set()
         for _ in range(12):
-            samples.add(green.state)
+            samples.add(amber.state)
+            greens.add(green.state)
             time.sleep(0.02)
-        assert samples == {0, 1}, "the result's lamp blinks fast while the card is left"
+        assert samples == {0, 1}, "amber blinks fast while the card is left"
+        assert greens == {0}, "never green: green means eligible from across the room"
         time.sleep(0.8)
         history = list(buzzer.states)
         # gpiozero's mock pins record each state with the time since the previous change

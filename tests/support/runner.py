@@ -116,6 +116,8 @@ class FakeClinic:
     used: set[bytes] = field(default_factory=set)
     verifications: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[str] = field(default_factory=list)
+    #: the staff call reports taken (``POST /staff-calls``), in order
+    staff_calls: list[dict[str, Any]] = field(default_factory=list)
     down: bool = False
     hang: threading.Event | None = None
     fail_with: Exception | None = None
@@ -150,6 +152,11 @@ class FakeClinic:
             return httpx.Response(201, json=self._verify(json.loads(request.content)))
         if request.method == "GET" and path.startswith("/verifications/"):
             return httpx.Response(200, json=self._wait(path.split("/")[2], request))
+        if request.method == "POST" and path == "/staff-calls":
+            with self._cond:
+                self.staff_calls.append(json.loads(request.content))
+                self._cond.notify_all()
+            return httpx.Response(204)
         if request.method == "POST" and path.endswith("/confirm"):
             if self.refuse_button:
                 return httpx.Response(403, json={"detail": "staff were called"})

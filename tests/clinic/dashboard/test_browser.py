@@ -52,8 +52,9 @@ def test_staff_see_a_kiosk_check_live_open_it_confirm_a_visual_check_and_export(
         ticket = page.locator(f"#q-{pending.verification_id}")
         ticket.wait_for()
         ticket.locator("button.confirm").click()
-        page.wait_for_url("**/queue")
+        page.wait_for_url(f"**/queue?decided={pending.verification_id}")
         page.locator(f"#q-{pending.verification_id}").wait_for(state="detached")
+        assert page.locator("#decided .result").inner_text(), "the outcome shows where staff are"
     finally:
         waiter.join(25)
     assert answer["result"].state == "done"

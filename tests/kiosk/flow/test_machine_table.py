@@ -31,7 +31,7 @@ MACHINE = FlowMachine()
 
 def key(state: FlowState) -> FlowState:
     """The state without its counters, so the walk ends."""
-    normal = replace(state, timer=0, session=0)
+    normal = replace(state, timer=0, session=0, visit=0)
     if isinstance(normal, CardSession):
         normal = replace(normal, wrong_pins=min(normal.wrong_pins, 1))
     if isinstance(normal, VisualCheckWait):

@@ -57,14 +57,14 @@ def test_a_card_left_on_the_reader_is_reminded_with_escalation_until_taken() -> 
                 driver.of_type(SetLights)[0],
             )
         )
-    green = LightSignal.ELIGIBLE  # the result's lamp keeps its colour and blinks faster
+    amber = LightSignal.STAFF_NEEDED  # never green: amber blinks faster at each level
     assert seen == [
-        (5.0, 1, Sound.REMINDER_1, SetLights(green, 1)),
-        (15.0, 2, Sound.REMINDER_2, SetLights(green, 2)),
-        (25.0, 2, Sound.REMINDER_2, SetLights(green, 2)),
-        (30.0, 3, Sound.REMINDER_3, SetLights(green, 3)),
-        (40.0, 3, Sound.REMINDER_3, SetLights(green, 3)),
-        (50.0, 3, Sound.REMINDER_3, SetLights(green, 3)),
+        (5.0, 1, Sound.REMINDER_1, SetLights(amber, 1)),
+        (15.0, 2, Sound.REMINDER_2, SetLights(amber, 2)),
+        (25.0, 2, Sound.REMINDER_2, SetLights(amber, 2)),
+        (30.0, 3, Sound.REMINDER_3, SetLights(amber, 3)),
+        (40.0, 3, Sound.REMINDER_3, SetLights(amber, 3)),
+        (50.0, 3, Sound.REMINDER_3, SetLights(amber, 3)),
     ]
     driver.send(CardLifted())
     assert isinstance(driver.state, ResultOk), "the result shows again once the card is taken"

@@ -137,15 +137,15 @@ def test_visual_check_waiting_blinks_amber_half_a_second(
 
 
 @pytest.mark.parametrize(("level", "half_period"), [(1, 0.4), (2, 0.2), (3, 0.1)])
-def test_a_card_left_reminder_blinks_the_green_lamp_faster_each_level(
+def test_a_card_left_reminder_after_an_eligible_result_blinks_amber_faster_each_level(
     lights: StatusLights, factory: Any, level: int, half_period: float
 ) -> None:
     lights.show(LightSignal.OFF)
     clear(factory, *PINS.values())
     lights.show(LightSignal.ELIGIBLE, reminder=level)
-    blink_timing(factory, PINS[Lamp.GREEN], half_period, half_period, cycles=1 if level == 1 else 2)
+    blink_timing(factory, PINS[Lamp.AMBER], half_period, half_period, cycles=1 if level == 1 else 2)
     assert lights.reminder == level
-    for lamp in (Lamp.AMBER, Lamp.RED, Lamp.BLUE):
+    for lamp in (Lamp.GREEN, Lamp.RED, Lamp.BLUE):
         assert changes(factory.pin(PINS[lamp])) == []
 
 

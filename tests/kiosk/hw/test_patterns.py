@@ -51,12 +51,14 @@ def test_signals_sharing_a_lamp_differ_in_rhythm() -> None:
         seen[key] = signal
 
 
-@pytest.mark.parametrize("signal", [LightSignal.ELIGIBLE, LightSignal.STAFF_NEEDED])
-def test_a_card_left_reminder_blinks_the_result_lamp_faster_at_each_level(
+@pytest.mark.parametrize(
+    "signal", [LightSignal.ELIGIBLE, LightSignal.STAFF_NEEDED, LightSignal.ERROR]
+)
+def test_a_card_left_reminder_blinks_amber_faster_at_each_level_never_green(
     signal: LightSignal,
 ) -> None:
     patterns = [light_pattern(signal, reminder=level) for level in (1, 2, 3)]
-    assert {p.lamp for p in patterns} == {light_pattern(signal).lamp}
+    assert {p.lamp for p in patterns} == {Lamp.AMBER}
     periods = [p.on_s + p.off_s for p in patterns if p.on_s is not None and p.off_s is not None]
     assert len(periods) == 3
     assert periods == sorted(periods, reverse=True)
