@@ -204,14 +204,14 @@ STAFF_GUIDE: dict[Notice, StaffGuide] = {
         "Check another identity document, or: " + _ALT_EN,
     ),
     Notice.SYSTEM_DOWN: StaffGuide(
-        "ただいま資格確認のシステムが使えません",
-        "The national system is down",
+        "ただいま保険の確認ができません",
+        "Your insurance cannot be checked now (the national system is down)",
         _ALT + "初めての方は被保険者資格申立書。10割負担にはしない。",
         _ALT_EN + " First visit: 被保険者資格申立書. Never charge in full for this.",
     ),
     Notice.SERVER_UNREACHABLE: StaffGuide(
-        "ただいま確認ができません",
-        "The kiosk cannot reach the clinic server",
+        "ただいま保険の確認ができません",
+        "Your insurance cannot be checked now (the kiosk cannot reach the clinic server)",
         _ALT + "院内ネットワークとサーバーを確認する。10割負担にはしない。",
         _ALT_EN + " Check the clinic network and server. Never charge in full for this.",
     ),

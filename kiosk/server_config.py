@@ -178,8 +178,10 @@ def _server_urls(table: Mapping[str, Any]) -> tuple[str, ...]:
     urls: list[str] = []
     for value in listed:
         if not isinstance(value, str) or not value.startswith("https://"):
-            key = "urls" if "urls" in table else "url"
-            raise ConfigError(f"[server] {key} must be https:// URLs (got {value!r})")
+            what = (
+                "urls must be https:// URLs" if "urls" in table else "url must be an https:// URL"
+            )
+            raise ConfigError(f"[server] {what} (got {value!r})")
         url = value.rstrip("/")
         if url in urls:
             raise ConfigError(f"[server] urls lists {url} twice")

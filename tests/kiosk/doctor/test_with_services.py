@@ -116,7 +116,8 @@ def test_a_server_that_does_not_answer_fails(config: KioskConfig) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    closed = replace(config.server, url=f"https://127.0.0.1:{port}", connect_timeout_s=1.0)
+    url = f"https://127.0.0.1:{port}"
+    closed = replace(config.server, url=url, urls=(url,), connect_timeout_s=1.0)
     finding = server.check_server(closed, config.device)
     assert finding.state is State.FAILED
     assert finding.detail.startswith(f"cannot reach https://127.0.0.1:{port}")
