@@ -77,7 +77,7 @@ def staff_call_of(state: FlowState) -> StaffCallView | None:
         phone = facts is not None and facts.token in _PHONE_TOKENS
         if state.tries_left == 0:
             why = Notice.PIN_LOCKED
-        elif state.tries_left is None:
+        elif state.tries_left is None or phone:
             why = Notice.NO_PIN
         else:
             why = Notice.PIN_AT_FLOOR
