@@ -397,7 +397,9 @@ def _answered(
         )
     if message in _ELIGIBLE:
         ok = ResultOk(
-            renew_certificate=_ELIGIBLE[message], certificate_expiry=state.certificate_expiry
+            renew_certificate=_ELIGIBLE[message],
+            certificate_expiry=state.certificate_expiry,
+            copay_percent=answer.copay_percent if moves.settings.show_copay_ratio else None,
         )
         return moves.conclude(state, ok, answer.reason_code, mode=mode, answer=answer)
     notice = BY_PATIENT_MESSAGE.get(message, Notice.SERVER_ERROR)

@@ -41,6 +41,8 @@ class Answer:
     patient_message: str
     reason_code: str
     validity_code: int | None = None
+    #: the patient's copay in percent (InsuredPartialContributionRatio), when the answer has one
+    copay_percent: int | None = None
 
 
 # --- the card and the reader -------------------------------------------------------------------

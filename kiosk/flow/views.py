@@ -119,6 +119,7 @@ def _screen(state: FlowState) -> Screen:
             base,
             renew_certificate=state.renew_certificate,
             certificate_expiry=state.certificate_expiry,
+            copay_percent=state.copay_percent,
         )
     if isinstance(state, NeedsStaff | ErrorNotice):
         return replace(base, notice=state.notice)
