@@ -28,6 +28,9 @@ sections to their packages' own checks (``GpioConfig.from_mapping``,
     [heartbeat]
     interval_s = 60.0
 
+    [result]
+    show_copay_ratio = false       # the result screen shows the copay ratio (10/20/30 %)
+
 Drop-ins in ``kiosk.toml.d/*.toml`` change settings of the main file, merged in name order,
 later wins (:mod:`kiosk.config_files`); the merged document is checked as one. Relative paths
 are taken from the main file's folder. Every problem is a :class:`~kiosk.errors.ConfigError`
@@ -74,6 +77,7 @@ SECTIONS = frozenset(
         "display",
         "voice",
         "heartbeat",
+        "result",
     }
 )
 
@@ -124,6 +128,14 @@ def _pin_floor(table: Mapping[str, Any]) -> int:
     return floor
 
 
+def _show_copay_ratio(table: Mapping[str, Any]) -> bool:
+    refuse_unknown("result", table, frozenset({"show_copay_ratio"}))
+    value = table.get("show_copay_ratio", False)
+    if not isinstance(value, bool):
+        raise ConfigError(f"[result] show_copay_ratio must be true or false, not {value!r}")
+    return value
+
+
 def _timeouts(table: Mapping[str, Any]) -> FlowTimeouts:
     names = frozenset(f.name for f in fields(FlowTimeouts))
     refuse_unknown("timeouts", table, names)
@@ -155,6 +167,7 @@ def parse_config(doc: Mapping[str, Any], source: Path) -> KioskConfig:
             pin_floor=_pin_floor(section(doc, "pin")),
             timeouts=_timeouts(section(doc, "timeouts")),
             reminders=ReminderSchedule.from_mapping(section(doc, "card_left")),
+            show_copay_ratio=_show_copay_ratio(section(doc, "result")),
         )
     except ValueError as exc:  # FlowSettings' own checks; ConfigError is a ValueError too
         if isinstance(exc, ConfigError):

@@ -102,13 +102,15 @@ def write_kiosk_config(
 
 @contextlib.contextmanager
 def environment(
-    root: Path, *, count: int = 20, seed: int = 7, receipt_folder: Path | None = None
+    root: Path, *, count: int | None = None, seed: int = 7, receipt_folder: Path | None = None
 ) -> Iterator[Environment]:
-    """Generate the population, start the clinic server, write the kiosk's config (and with
-    ``receipt_folder``, the server writes result files for receipt software there)."""
+    """Generate the population (by default one card of each outcome), start the clinic
+    server, write the kiosk's config (and with ``receipt_folder``, the server writes result
+    files for receipt software there)."""
+    from kiosk.sim.outcomes import OUTCOMES
     from kiosk.sim.population import generate_population
 
-    population = generate_population(root / "population", count, seed=seed)
+    population = generate_population(root / "population", count or len(OUTCOMES), seed=seed)
     clinic = LocalClinic(
         root / "server", [DEMO_DEVICE], population=population, receipt_folder=receipt_folder
     )

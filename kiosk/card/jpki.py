@@ -245,6 +245,13 @@ class JpkiSession:
             self._tries_left = status.tries_left
         return self._tries_left
 
+    @property
+    def pin_verified(self) -> bool:
+        """Whether the PIN is verified in this session without the kiosk sending one: an
+        iPhone whose owner passed Face ID or Touch ID may answer the empty VERIFY with 9000
+        (read by :meth:`pin_tries_left`). False until the tries left were read."""
+        return self._verified
+
     def pin_entry(self) -> PinEntry:
         """A fresh PIN entry for the patient to type into, bound to this session."""
         return PinEntry(self)

@@ -2,7 +2,9 @@
 
 :class:`ReadingCard` ─▶ :class:`EnteringPin` (the default) or :class:`ChoosingCheck` (PIN
 locked, at the floor, no PIN) ─▶ :class:`Checking` ─▶ the outcome, or :class:`VisualCheckWait`
-while staff compare photo and face. A removal or a failure is handled the same in each of them.
+while staff compare photo and face. When the card session reports the PIN as already verified
+(an iPhone after Face ID or Touch ID), :class:`ReadingCard` goes straight to :class:`Checking`.
+A removal or a failure is handled the same in each of them.
 
 The machine never sees a PIN digit: it counts them, answers each with :class:`AcceptDigit`, and
 emits :class:`VerifyPin` only on the fourth digit, with tries left at or above the floor. A
@@ -94,6 +96,9 @@ def on_reading(moves: Moves, state: FlowState, event: Event) -> Step:
             ),
         )
         known = replace(state, facts=facts, tries_left=facts.tries_left)
+        if facts.pin_verified:
+            new_state, effects = _sign_verified(moves, known)
+            return new_state, (record, *effects)
         new_state, effects = _offer(moves, known, facts.tries_left, "card.read", wrong_pin=False)
         return new_state, (record, *effects)
     if isinstance(event, TimerFired):
@@ -323,6 +328,26 @@ def _digit(moves: Moves, state: EnteringPin) -> Step:
     return moves.go(state, checking, "pin.complete", *accept, VerifyPin(state.session))
 
 
+def _sign_verified(moves: Moves, state: CardSession) -> Step:
+    """The phone reports the PIN already verified (Face ID or Touch ID on an iPhone): no PIN
+    pad, the phone signs. The kiosk sent no PIN and spent no try."""
+    checking = Checking(
+        language=state.language,
+        session=state.session,
+        facts=state.facts,
+        tries_left=state.tries_left,
+        wrong_pins=state.wrong_pins,
+        mode="pin",
+    )
+    return moves.go(
+        state,
+        checking,
+        "card.pin_verified",
+        Record("pin.verified_on_phone", (("token", state.facts.token if state.facts else ""),)),
+        SignAndSend(state.session, "pin"),
+    )
+
+
 def _start_visual(moves: Moves, state: CardSession, reason: str) -> Step:
     checking = Checking(
         language=state.language,
@@ -372,7 +397,9 @@ def _answered(
         )
     if message in _ELIGIBLE:
         ok = ResultOk(
-            renew_certificate=_ELIGIBLE[message], certificate_expiry=state.certificate_expiry
+            renew_certificate=_ELIGIBLE[message],
+            certificate_expiry=state.certificate_expiry,
+            copay_percent=answer.copay_percent if moves.settings.show_copay_ratio else None,
         )
         return moves.conclude(state, ok, answer.reason_code, mode=mode, answer=answer)
     notice = BY_PATIENT_MESSAGE.get(message, Notice.SERVER_ERROR)

@@ -49,6 +49,22 @@ Post = Callable[[Event], None]
 SERVED_TOKENS = (Token.MYNUMBER_CARD, Token.ANDROID, Token.IPHONE)
 
 
+#: Tokens whose holder staff can check by sight: a My Number card shows a photo; an iPhone
+#: authenticates its owner on the phone, and one that cannot give a PIN goes to staff.
+VISUAL_TOKENS = (Token.MYNUMBER_CARD, Token.IPHONE)
+
+
+def card_facts(token: Token, tries: int | None, *, verified: bool) -> CardFacts:
+    """What the flow learns from an opened card. Only an iPhone's "already verified" counts:
+    its owner passed Face ID or Touch ID on the phone; every other token is PIN-first."""
+    return CardFacts(
+        str(token),
+        tries,
+        token in VISUAL_TOKENS,
+        pin_verified=verified and token is Token.IPHONE,
+    )
+
+
 class Presences(Protocol):
     """Presence events from pcscd (:class:`~kiosk.card.pcsc.PresenceMonitor`)."""
 
@@ -317,9 +333,7 @@ class CardWorker(QueueWorker):
                 tries = None
             card = CardContext(session, jpki, token)
             self._card = card
-            self._post(
-                CardRead(session, CardFacts(str(token), tries, token is Token.MYNUMBER_CARD))
-            )
+            self._post(CardRead(session, card_facts(token, tries, verified=jpki.pin_verified)))
             # while the patient reads the screen and types: the certificate, then the PIN
             # file selected again, so the fourth digit costs one VERIFY and no SELECT
             if not jpki.needs_pin_for_certificate:

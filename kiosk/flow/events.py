@@ -26,6 +26,9 @@ class CardFacts:
     tries_left: int | None
     #: staff can compare a card photo with the patient (a My Number card, not a phone)
     visual_possible: bool
+    #: the card session already reports the PIN as verified (an iPhone after Face ID or
+    #: Touch ID answered the empty VERIFY with 9000): the phone signs without a PIN pad
+    pin_verified: bool = False
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,8 @@ class Answer:
     patient_message: str
     reason_code: str
     validity_code: int | None = None
+    #: the patient's copay in percent (InsuredPartialContributionRatio), when the answer has one
+    copay_percent: int | None = None
 
 
 # --- the card and the reader -------------------------------------------------------------------

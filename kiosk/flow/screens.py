@@ -113,6 +113,8 @@ class Screen:
     renew_certificate: bool = False
     #: RESULT_OK: the certificate expires (or expired) within three months: when, and renew.
     certificate_expiry: CertificateExpiry | None = None
+    #: RESULT_OK: the copay ratio in percent, only when the clinic turned it on.
+    copay_percent: int | None = None
     #: TAKE_CARD: 0 first reminder, rising to 3 as the card stays on the reader.
     reminder_level: int = 0
     #: STAFF_MODE: one-line facts for staff (reader, server, outbox), no patient data.

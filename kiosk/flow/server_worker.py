@@ -58,6 +58,7 @@ def answer_of(result: VerificationResult) -> Answer:
         patient_message=result.patient_message,
         reason_code=result.reason_code,
         validity_code=result.validity_code,
+        copay_percent=result.copay_percent,
     )
 
 

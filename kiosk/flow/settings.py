@@ -1,7 +1,8 @@
 """The flow's settings: the PIN floor, each state's timeout and the card-left reminders.
 
 They come from the kiosk's configuration file (:mod:`kiosk.config`: ``[timeouts]``,
-``[card_left]`` and the PIN policy's floor) and are all the machine knows of the outside world.
+``[card_left]``, ``[result]`` and the PIN policy's floor) and are all the machine knows of the
+outside world.
 """
 
 from __future__ import annotations
@@ -50,6 +51,9 @@ class FlowSettings:
     timeouts: FlowTimeouts = field(default_factory=FlowTimeouts)
     #: when a card left on the reader after the result is called out (``[card_left]``)
     reminders: ReminderSchedule = field(default_factory=ReminderSchedule)
+    #: the result screen shows the patient's copay ratio (``[result] show_copay_ratio``); off
+    #: unless the clinic turns it on
+    show_copay_ratio: bool = False
 
     def __post_init__(self) -> None:
         if not 1 <= self.pin_floor <= 3:

@@ -153,6 +153,8 @@ class ResultOk(Concluded):
     screen_id = ScreenId.RESULT_OK
     renew_certificate: bool = False
     certificate_expiry: CertificateExpiry | None = None
+    #: the copay ratio in percent, only when the clinic shows it (``show_copay_ratio``)
+    copay_percent: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

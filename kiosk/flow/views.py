@@ -77,7 +77,7 @@ def staff_call_of(state: FlowState) -> StaffCallView | None:
         phone = facts is not None and facts.token in _PHONE_TOKENS
         if state.tries_left == 0:
             why = Notice.PIN_LOCKED
-        elif state.tries_left is None:
+        elif state.tries_left is None or phone:
             why = Notice.NO_PIN
         else:
             why = Notice.PIN_AT_FLOOR
@@ -119,6 +119,7 @@ def _screen(state: FlowState) -> Screen:
             base,
             renew_certificate=state.renew_certificate,
             certificate_expiry=state.certificate_expiry,
+            copay_percent=state.copay_percent,
         )
     if isinstance(state, NeedsStaff | ErrorNotice):
         return replace(base, notice=state.notice)

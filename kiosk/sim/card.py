@@ -509,6 +509,9 @@ class VirtualJpkiCard:
             self._application = application
             self._file = None
             self._verified.clear()
+            if command.data == JPKI_AID and self.profile.pin_verified_on_phone:
+                # the owner passed Face ID or Touch ID before holding the phone to the reader
+                self._verified.add(PinReference.USER_AUTH)
             return _sw(StatusWord.OK)
         if command.p1 == 0x02:  # an EF under the current application
             if len(command.data) != 2:

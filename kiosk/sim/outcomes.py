@@ -18,7 +18,7 @@ JST = timezone(timedelta(hours=9), "JST")
 GRACE_DAYS = 92
 
 Route = Literal["ok", "staff", "error"]
-PinState = Literal["normal", "locked", "one-left", "none"]
+PinState = Literal["normal", "locked", "one-left", "none", "verified-on-phone"]
 CertificateState = Literal["valid", "revoked", "expired-in-grace", "expired-past-grace"]
 
 
@@ -58,7 +58,11 @@ class Outcome:
             card.append(str(self.kind))
         if self.pin != "normal":
             card.append(
-                {"locked": "pin-locked", "one-left": "pin-one-try-left"}.get(self.pin, "no-pin")
+                {
+                    "locked": "pin-locked",
+                    "one-left": "pin-one-try-left",
+                    "verified-on-phone": "pin-verified-on-phone",
+                }.get(self.pin, "no-pin")
             )
         if self.certificate != "valid":
             card.append(f"certificate-{self.certificate}")
@@ -110,8 +114,11 @@ OUTCOMES: tuple[Outcome, ...] = (
     Outcome("pin-locked", "staff", "late-elderly", pin="locked"),
     Outcome("pin-one-try-left", "staff", "national", pin="one-left"),
     Outcome("android", "ok", "employee", kind=CardKind.ANDROID),
+    # an iPhone that does not report the PIN verified after Face ID: the PIN pad (or staff)
     Outcome("iphone", "ok", "family", kind=CardKind.IPHONE),
     Outcome("face-auth", "staff", "late-elderly", pin="none"),
     Outcome("non-jpki", "error", "none", kind=CardKind.NON_JPKI),
+    # an iPhone that answers the empty VERIFY with 9000 after Face ID: no PIN pad
+    Outcome("iphone-face-id", "ok", "employee", kind=CardKind.IPHONE, pin="verified-on-phone"),
 )
 """Every outcome, in the order the population cycles through them."""

@@ -29,7 +29,7 @@ clinic server load ``insured.jsonl``); in short:
   (``issuer``, ``serial``, ``not_before``, ``not_after``, or null) and ``pin_present``.
 
 The cards cycle through :data:`OUTCOMES` in order, so any count of at least
-``len(OUTCOMES)`` (20) contains every outcome. Everything but the RSA keys is reproducible
+``len(OUTCOMES)`` (21) contains every outcome. Everything but the RSA keys is reproducible
 from ``seed`` and ``today``. People are obviously fictional: surnames such as 見本 (sample) and
 試験 (test), towns that do not exist, a My Number never stored anywhere.
 """
@@ -451,6 +451,7 @@ def generate_population(
             serial=serial,
             key=new_rsa_key() if outcome.kind.has_user_authentication else None,
             outcome=outcome.name,
+            pin_verified_on_phone=outcome.pin == "verified-on-phone",
             path=profile_path,
         )
         certificate_entry = None

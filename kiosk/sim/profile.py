@@ -166,10 +166,16 @@ class CardProfile:
     signature_password_tries_left: int = SIGNATURE_PASSWORD_MAX_TRIES
     input_support_pin_tries_left: int = PIN_MAX_TRIES
     """The counter of the 券面事項入力補助 application's PIN (the kiosk never uses it)."""
+    pin_verified_on_phone: bool = False
+    """An iPhone whose owner passed Face ID or Touch ID: its JPKI session opens with the
+    user-authentication PIN verified, so the empty VERIFY answers 9000. False: the iPhone
+    answers ``63 Cx`` like a card and needs the PIN."""
     path: Path | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         self.kind = CardKind(self.kind)
+        if self.pin_verified_on_phone and (self.kind is not CardKind.IPHONE or self.pin is None):
+            raise ProfileError(f"{self.id}: only an iPhone with a PIN verifies it on the phone")
         if self.pin is not None and not (
             len(self.pin) == 4 and self.pin.isascii() and self.pin.isdigit()
         ):
@@ -226,6 +232,7 @@ class CardProfile:
         outcome: str = "",
         timing: TimingModel | None = None,
         atr: bytes | None = None,
+        pin_verified_on_phone: bool = False,
         path: Path | None = None,
     ) -> CardProfile:
         """A new card of ``kind`` with a fresh key (or ``key``) and a certificate from ``ca``.
@@ -267,6 +274,7 @@ class CardProfile:
             timing=timing or TimingModel(),
             outcome=outcome,
             signature_ca_certificate=signature_ca_der,
+            pin_verified_on_phone=pin_verified_on_phone,
         )
         if path is not None:
             profile.save(path)
@@ -341,6 +349,8 @@ def _to_document(profile: CardProfile) -> dict[str, Any]:
     }
     if profile.pin is not None:
         document["pin"] = profile.pin
+    if profile.pin_verified_on_phone:
+        document["pin_verified_on_phone"] = True
     document["counters"] = {
         "user_auth_pin_tries_left": profile.pin_tries_left,
         "input_support_pin_tries_left": profile.input_support_pin_tries_left,
@@ -392,7 +402,14 @@ def _from_document(document: dict[str, Any]) -> CardProfile:
             signature_s=float(timing.get("signature_s", 0.0)),
         ),
         outcome=str(document.get("outcome", "")),
+        pin_verified_on_phone=_flag(document.get("pin_verified_on_phone", False)),
     )
+
+
+def _flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError("pin_verified_on_phone is true or false")
+    return value
 
 
 generate = CardProfile.generate

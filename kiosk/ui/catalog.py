@@ -39,7 +39,9 @@ PLURAL_CATEGORIES: dict[Language, tuple[str, ...]] = {
 }
 
 #: Keys that take a count and so have one entry per plural category.
-PLURAL_KEYS = frozenset({"pin.tries_left", "pin.wrong", "pin_unavailable.at_floor"})
+PLURAL_KEYS = frozenset(
+    {"pin.tries_left", "pin.wrong", "pin_unavailable.at_floor", "screen.result_ok.title_copay"}
+)
 
 #: The placeholders a template may hold.
 PLACEHOLDERS = frozenset({"n", "date"})

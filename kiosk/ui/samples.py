@@ -49,6 +49,12 @@ def sample_screens(language: Language = Language.JA) -> list[Screen]:
         s(ScreenId.VISUAL_WAIT),
         s(ScreenId.RESULT_OK),
         s(ScreenId.RESULT_OK, renew_certificate=True),
+        s(ScreenId.RESULT_OK, copay_percent=30),
+        s(
+            ScreenId.RESULT_OK,
+            copay_percent=10,
+            certificate_expiry=CertificateExpiry(date(2027, 3, 31), False),
+        ),
         s(ScreenId.RESULT_OK, certificate_expiry=CertificateExpiry(date(2027, 3, 31), False)),
         s(
             ScreenId.RESULT_OK,
@@ -91,6 +97,8 @@ def sample_name(screen: Screen) -> str:
         parts.append("renew")
     if screen.certificate_expiry is not None:
         parts.append("expired" if screen.certificate_expiry.expired else "expires")
+    if screen.copay_percent is not None:
+        parts.append(f"copay{screen.copay_percent}")
     if screen.id is ScreenId.TAKE_CARD:
         parts.append(f"level{screen.reminder_level}")
     return "-".join(parts)

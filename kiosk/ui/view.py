@@ -363,10 +363,13 @@ def _result_ok(screen: Screen) -> View:
         middle = Para(_screen_text(screen.id, "renew"), ParaStyle.NOTE)
     else:
         middle = Para(_screen_text(screen.id, "body"))
+    title = _screen_text(screen.id, "title")
+    if screen.copay_percent is not None:  # the clinic shows it: in the title, still 3 lines
+        title = Msg("screen.result_ok.title_copay", n=screen.copay_percent)
     return View(
         screen.id,
         tone=Tone.SUCCESS,
-        title=_screen_text(screen.id, "title"),
+        title=title,
         body=(middle, take_your_card(screen)),
         icon=Icon.CHECK,
     )

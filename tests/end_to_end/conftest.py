@@ -19,7 +19,7 @@ from tests.support.kiosk_under_test import KioskUnderTest
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory, pcscd: str) -> Iterator[Environment]:
     """The population and the clinic server serving it, for the e2e tests (one server)."""
-    with environment(tmp_path_factory.mktemp("e2e"), count=20, seed=20261201) as running:
+    with environment(tmp_path_factory.mktemp("e2e"), seed=20261201) as running:
         yield running
 
 

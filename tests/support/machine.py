@@ -45,7 +45,9 @@ FACTS = (
     CardFacts("mynumber_card", None, True),
     CardFacts("android", 3, False),
     CardFacts("android", 1, False),
-    CardFacts("iphone", 0, False),
+    CardFacts("iphone", 0, True),
+    CardFacts("iphone", 3, True),
+    CardFacts("iphone", 3, True, pin_verified=True),
 )
 
 

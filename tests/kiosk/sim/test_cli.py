@@ -22,15 +22,15 @@ from kiosk.sim.outcomes import OUTCOMES
 def test_population_command_writes_a_population(tmp_path, capsys):
     out = tmp_path / "population"
     code = cli.main(
-        ["sim", "population", "--out", str(out), "--count", "20", "--seed", "3",
+        ["sim", "population", "--out", str(out), "--count", "21", "--seed", "3",
          "--today", "2026-03-15"]
     )  # fmt: skip
     assert code == 0
-    assert f"wrote 20 cards ({len(OUTCOMES)} outcomes)" in capsys.readouterr().out
+    assert f"wrote 21 cards ({len(OUTCOMES)} outcomes)" in capsys.readouterr().out
     manifest = json.loads((out / "population.json").read_text(encoding="utf-8"))
     assert manifest["today"] == "2026-03-15"
     assert manifest["seed"] == 3
-    assert len(list((out / "cards").glob("*.toml"))) == 20
+    assert len(list((out / "cards").glob("*.toml"))) == 21
     assert (out / "insured.jsonl").is_file()
     assert (out / "ca" / "jpki-ca.crl.pem").is_file()
 

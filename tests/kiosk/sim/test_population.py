@@ -33,7 +33,9 @@ RECORD_FIELDS = {
 
 @pytest.fixture(scope="module")
 def population(tmp_path_factory: pytest.TempPathFactory) -> Population:
-    return generate_population(tmp_path_factory.mktemp("population"), 20, seed=SEED, today=TODAY)
+    return generate_population(
+        tmp_path_factory.mktemp("population"), len(OUTCOMES), seed=SEED, today=TODAY
+    )
 
 
 @pytest.fixture(scope="module")
@@ -53,17 +55,17 @@ def birthdate(record: dict[str, Any]) -> date:
     )
 
 
-def test_twenty_cards_cover_every_outcome_in_order(population):
-    assert len(OUTCOMES) == 20
+def test_one_card_per_outcome_covers_every_outcome_in_order(population):
+    assert len(OUTCOMES) == 21
     assert [card.outcome for card in population.cards] == [o.name for o in OUTCOMES]
     assert population.cards[0].id == "p001-valid-employee"
     assert all(card.id.startswith(f"p{i:03d}-") for i, card in enumerate(population.cards, 1))
 
 
 def test_a_larger_population_cycles_through_the_outcomes(tmp_path):
-    bigger = generate_population(tmp_path / "p", 23, seed=1, today=TODAY)
-    assert [card.outcome for card in bigger.cards[20:]] == [o.name for o in OUTCOMES[:3]]
-    assert bigger.cards[22].id == "p023-valid-national"
+    bigger = generate_population(tmp_path / "p", 24, seed=1, today=TODAY)
+    assert [card.outcome for card in bigger.cards[21:]] == [o.name for o in OUTCOMES[:3]]
+    assert bigger.cards[23].id == "p024-valid-national"
 
 
 def test_the_manifest_reads_back_as_the_population(population):
@@ -270,7 +272,7 @@ def test_card_side_outcomes(population):
 
 
 def test_the_same_seed_gives_the_same_people(population, tmp_path):
-    again = generate_population(tmp_path / "again", 20, seed=SEED, today=TODAY)
+    again = generate_population(tmp_path / "again", len(OUTCOMES), seed=SEED, today=TODAY)
     assert again.insured_path.read_text(encoding="utf-8") == population.insured_path.read_text(
         encoding="utf-8"
     )
