@@ -175,6 +175,9 @@ def kiosk_toml(
         "",
         "[heartbeat]",
         "interval_s = 60.0",
+        "",
+        "[result]",
+        _setting("show_copay_ratio", "false", "true: the result screen shows the copay ratio"),
     ]
     return "\n".join(lines) + "\n"
 
