@@ -306,6 +306,19 @@ def _offer(
     return moves.notice(state, _UNAVAILABLE_NOTICES[unavailable], reason)
 
 
+def _checking(state: CardSession, mode: Mode, *, verifying: bool = False) -> Checking:
+    """The session's card, tries and wrong PINs carried into the check."""
+    return Checking(
+        language=state.language,
+        session=state.session,
+        facts=state.facts,
+        tries_left=state.tries_left,
+        wrong_pins=state.wrong_pins,
+        mode=mode,
+        verifying=verifying,
+    )
+
+
 def _digit(moves: Moves, state: EnteringPin) -> Step:
     if state.digits >= PIN_LENGTH:  # cannot happen: the fourth digit leaves this state
         return state, ()
@@ -316,29 +329,14 @@ def _digit(moves: Moves, state: EnteringPin) -> Step:
     if state.tries_left is None or state.tries_left < moves.floor:
         # never reached: PIN entry is only offered above the floor; stay safe regardless
         return _offer(moves, state, state.tries_left, "pin.refused", wrong_pin=False)
-    checking = Checking(
-        language=state.language,
-        session=state.session,
-        facts=state.facts,
-        tries_left=state.tries_left,
-        wrong_pins=state.wrong_pins,
-        mode="pin",
-        verifying=True,
-    )
+    checking = _checking(state, "pin", verifying=True)
     return moves.go(state, checking, "pin.complete", *accept, VerifyPin(state.session))
 
 
 def _sign_verified(moves: Moves, state: CardSession) -> Step:
     """The phone reports the PIN already verified (Face ID or Touch ID on an iPhone): no PIN
     pad, the phone signs. The kiosk sent no PIN and spent no try."""
-    checking = Checking(
-        language=state.language,
-        session=state.session,
-        facts=state.facts,
-        tries_left=state.tries_left,
-        wrong_pins=state.wrong_pins,
-        mode="pin",
-    )
+    checking = _checking(state, "pin")
     return moves.go(
         state,
         checking,
@@ -349,14 +347,7 @@ def _sign_verified(moves: Moves, state: CardSession) -> Step:
 
 
 def _start_visual(moves: Moves, state: CardSession, reason: str) -> Step:
-    checking = Checking(
-        language=state.language,
-        session=state.session,
-        facts=state.facts,
-        tries_left=state.tries_left,
-        wrong_pins=state.wrong_pins,
-        mode="visual",
-    )
+    checking = _checking(state, "visual")
     return moves.go(
         state, checking, reason, ClearPin(state.session), SignAndSend(state.session, "visual")
     )
