@@ -39,6 +39,7 @@ from kiosk.hw.patterns import Lamp
 from kiosk.ui.fonts import Fonts
 from kiosk.ui.layouts import Layout
 from kiosk.ui.render import Frame, draw
+from kiosk.ui.screen_mode import open_screen, present
 from kiosk.ui.theme import Tone
 from kiosk.ui.view import Para, ParaStyle, Raw, View
 
@@ -185,28 +186,9 @@ def open_lights(gpio: GpioConfig, reason: Reason) -> MaintainerLights | None:
 def _open_window(layout: Layout, *, fullscreen: bool) -> Iterator[pygame.Surface]:
     pygame.display.init()
     try:
-        pygame.display.set_caption("Onshi Kiosk")
-        if fullscreen:
-            window = pygame.display.set_mode((0, 0), pygame.FULLSCREEN)
-            pygame.mouse.set_visible(False)
-        else:
-            window = pygame.display.set_mode(layout.size)
-        yield window
+        yield open_screen(layout.size, fullscreen=fullscreen)
     finally:
         pygame.display.quit()
-
-
-def present(window: pygame.Surface, canvas: pygame.Surface) -> None:
-    """The canvas fitted into the window, centred, aspect kept."""
-    (ww, wh), (cw, ch) = window.get_size(), canvas.get_size()
-    if (ww, wh) == (cw, ch):
-        window.blit(canvas, (0, 0))
-    else:
-        scale = min(ww / cw, wh / ch)
-        scaled = pygame.transform.smoothscale_by(canvas, scale)
-        window.fill((0, 0, 0))
-        window.blit(scaled, ((ww - scaled.get_width()) // 2, (wh - scaled.get_height()) // 2))
-    pygame.display.flip()
 
 
 def show_until_stopped(

@@ -27,9 +27,10 @@ from kiosk.flow.screens import Language, Screen, UiInput
 from kiosk.ui.catalog import Catalog, default_catalogs
 from kiosk.ui.config import DisplayConfig
 from kiosk.ui.fonts import Fonts
-from kiosk.ui.input import InputMapper, Viewport
+from kiosk.ui.input import InputMapper
 from kiosk.ui.layouts import Layout, layout_named
 from kiosk.ui.render import Frame, draw
+from kiosk.ui.screen_mode import open_screen, present, viewport
 from kiosk.ui.voice import VoicePlayer
 
 log = logging.getLogger(__name__)
@@ -159,19 +160,14 @@ class PygameDisplay:
         if self.config.video_driver is not None:
             os.environ["SDL_VIDEODRIVER"] = self.config.video_driver
         pygame.display.init()
-        pygame.display.set_caption("Onshi Kiosk")
         size = self.layout.size
-        if self.config.fullscreen:
-            window = pygame.display.set_mode((0, 0), pygame.FULLSCREEN)
-            pygame.mouse.set_visible(False)
-        else:
-            window = pygame.display.set_mode(size)
+        window = open_screen(size, fullscreen=self.config.fullscreen)
         pygame.event.set_blocked(None)  # motion and window chatter never queue up
         pygame.event.set_allowed(list(_EVENTS))
         pygame.key.set_repeat()  # a held key is one press
         fonts = Fonts(self.config.font_regular, self.config.font_bold)
         self.voice.start()
-        return window, fonts, InputMapper(_viewport(window.get_size(), size))
+        return window, fonts, InputMapper(viewport(window.get_size(), size))
 
     def _run(self) -> None:
         try:
@@ -196,7 +192,7 @@ class PygameDisplay:
                     pending, requests, self._requests = self._pending, self._requests, []
                 if pending is not None and pending != shown:
                     frame = draw(pending, self.layout, fonts, self.catalogs, canvas)
-                    self._present(window, canvas, None)
+                    present(window, canvas)
                     shown = pending
                     mapper.show(frame, time.monotonic())
                     self.voice.screen_changed(pending)
@@ -216,7 +212,7 @@ class PygameDisplay:
                     if now >= next_frame_at:
                         frame_number += 1
                         changed = self._frame.animate(frame_number)
-                        self._present(window, canvas, changed)
+                        present(window, canvas, changed)
                         self.frame_count += 1
                         interval = self._frame.frame_interval_s() or self.poll_interval_s
                         next_frame_at += interval
@@ -241,7 +237,7 @@ class PygameDisplay:
             return
         if event.type == pygame.WINDOWEXPOSED:
             if self._frame is not None:
-                self._present(window, self._frame.surface, None)
+                present(window, self._frame.surface)
             return
         ui_input = mapper.handle(event, time.monotonic())
         if ui_input is None or self._on_input is None:
@@ -250,28 +246,3 @@ class PygameDisplay:
             self._on_input(ui_input)
         except Exception:
             log.exception("on_input failed for %s", ui_input.action.value)
-
-    def _present(
-        self, window: pygame.Surface, canvas: pygame.Surface, changed: pygame.Rect | None
-    ) -> None:
-        """Copy the canvas (or its ``changed`` part) to the window and show it."""
-        if window.get_size() == canvas.get_size():
-            if changed is None:
-                window.blit(canvas, (0, 0))
-                pygame.display.flip()
-            else:
-                window.blit(canvas, changed, changed)
-                pygame.display.update(changed)
-            return
-        viewport = _viewport(window.get_size(), canvas.get_size())
-        scaled = pygame.transform.smoothscale_by(canvas, viewport.scale)
-        window.fill((0, 0, 0))
-        window.blit(scaled, viewport.offset)
-        pygame.display.flip()
-
-
-def _viewport(window: tuple[int, int], canvas: tuple[int, int]) -> Viewport:
-    """The canvas fitted into the window, centred, aspect kept."""
-    scale = min(window[0] / canvas[0], window[1] / canvas[1])
-    width, height = round(canvas[0] * scale), round(canvas[1] * scale)
-    return Viewport(window, ((window[0] - width) // 2, (window[1] - height) // 2), scale)
