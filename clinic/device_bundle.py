@@ -40,6 +40,9 @@ from contract.sealing import OutboxPrivateKey, OutboxPublicKey
 
 #: The kiosk's default pins (kiosk.hw.config.GpioConfig), one option each.
 GPIO_PINS = {"green": 17, "amber": 27, "red": 22, "blue": 23, "buzzer": 18, "staff_button": 24}
+#: [gpio] backend: the Pi's lgpio; mock for a unit without lights (a PC, a virtual machine);
+#: auto picks lgpio where the machine has GPIO and the module, mock elsewhere
+GPIO_BACKENDS = ("lgpio", "mock", "auto")
 LAYOUTS = ("landscape", "portrait")
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 
@@ -68,6 +71,13 @@ def add_bundle_arguments(issue: argparse.ArgumentParser) -> None:
         choices=LAYOUTS,
         default="landscape",
         help="landscape: Touch Display 800x480; portrait: Touch Display 2 720x1280",
+    )
+    issue.add_argument(
+        "--gpio-backend",
+        choices=GPIO_BACKENDS,
+        default="lgpio",
+        help="[gpio] backend: lgpio on a Raspberry Pi (the default), mock for a unit without "
+        "lights (a PC, a virtual machine), auto for whichever the unit has",
     )
     for name, pin in GPIO_PINS.items():
         issue.add_argument(
@@ -116,7 +126,13 @@ def _setting(key: str, value: str, comment: str = "") -> str:
 
 
 def kiosk_toml(
-    *, device: str, server_url: str, reader: str, layout: str, pins: Mapping[str, int]
+    *,
+    device: str,
+    server_url: str,
+    reader: str,
+    layout: str,
+    pins: Mapping[str, int],
+    gpio_backend: str = "lgpio",
 ) -> str:
     """A complete, commented kiosk config for one unit (the files named sit beside it)."""
     lines = [
@@ -161,7 +177,7 @@ def kiosk_toml(
         "repeat_s = 10",
         "",
         "[gpio]                                       # hardware.md: the pins and the wiring",
-        'backend = "lgpio"',
+        f"backend = {_toml(gpio_backend)}",
         *(_setting(name, str(pin), "BCM") for name, pin in pins.items()),
         "",
         "[display]",
@@ -203,7 +219,12 @@ def prepare_bundle(config: ServerConfig, args: argparse.Namespace) -> dict[str, 
     outbox_key = outbox_public_key_json(config)
     OutboxPublicKey.from_json(outbox_key.decode("utf-8"))  # the kiosk will parse it so
     text = kiosk_toml(
-        device=args.name, server_url=url, reader=args.reader, layout=args.layout, pins=pins
+        device=args.name,
+        server_url=url,
+        reader=args.reader,
+        layout=args.layout,
+        pins=pins,
+        gpio_backend=args.gpio_backend,
     )
     return {
         KIOSK_CONFIG: text.encode("utf-8"),

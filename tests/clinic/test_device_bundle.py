@@ -70,11 +70,13 @@ def test_the_kiosk_config_carries_the_options_and_the_public_name(data, tmp_path
     assert config["reader"]["name"] == "auto"
     assert config["display"]["layout"] == "landscape"
     assert config["gpio"]["green"] == 17
+    assert config["gpio"]["backend"] == "lgpio"
     assert config["device"] == {"certificate": "device.pem", "key": "device.key.pem"}
     assert config["server"]["ca"] == "server-ca.pem"
     assert config["outbox"]["public_key"] == "outbox-key.json"
     options = ["--server-url", "https://10.1.2.3:9443", "--reader", 'SONY "RC-S300" 00 00']
     options += ["--layout", "portrait", "--green", "5", "--staff-button", "25"]
+    options += ["--gpio-backend", "mock"]
     assert issue_bundle(data, "unit-c", chosen, *options) == 0
     text = members_of(chosen)["kiosk.toml"].decode()
     assert "# kiosk.toml of unit unit-c" in text
@@ -83,6 +85,7 @@ def test_the_kiosk_config_carries_the_options_and_the_public_name(data, tmp_path
     assert config["reader"]["name"] == 'SONY "RC-S300" 00 00'
     assert config["display"]["layout"] == "portrait"
     assert (config["gpio"]["green"], config["gpio"]["staff_button"]) == (5, 25)
+    assert config["gpio"]["backend"] == "mock"
 
 
 def test_without_a_public_name_the_url_is_required_and_nothing_is_issued(tmp_path, capsys):
