@@ -44,12 +44,15 @@ def prepare_clinic(
     *,
     population: Any = None,
     receipt_folder: Path | None = None,
+    hostnames: Sequence[str] = (),
 ) -> dict[str, KioskFiles]:
     """A clinic data directory with its outbox key and the devices issued (no server yet).
 
     With a ``population`` (:class:`kiosk.sim.population.Population`) the server trusts its
     JPKI CA and CRL and the simulated national system holds its insured people. With a
     ``receipt_folder`` the server writes a result file there for each completed check.
+    ``hostnames`` are more names or addresses for the server certificate (a kiosk in a virtual
+    machine reaches the server at an address of its own network).
     """
     from cryptography import x509
 
@@ -68,7 +71,7 @@ def prepare_clinic(
             "jpki_ca": [str(population.ca_directory / "jpki-ca.pem")],
             "jpki_crl": [str(population.crl_path)],
         }
-    initialise(data, admin="admin", password=PASSWORD, **trust)
+    initialise(data, admin="admin", password=PASSWORD, hostnames=list(hostnames), **trust)
     if receipt_folder is not None:
         receipt_folder.mkdir(parents=True, exist_ok=True)
         settings = data / "clinic.toml"
