@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 EXTRAS := dev,clinic
 
 .PHONY: demo test deps lint typecheck architecture pytest services services-pcscd \
-	services-postgres clean image image-test
+	services-postgres clean image image-test image-reproducible
 
 deps:
 	EXTRAS=$(EXTRAS) sh provisioning/install-deps
@@ -54,6 +54,15 @@ image-test: deps
 	sh provisioning/install-image-deps
 	mkdir -p build
 	provisioning/image-test
+
+# two builds of the same commit must be the same image, byte for byte (docs/image.md)
+image-reproducible: deps
+	sh provisioning/install-image-deps
+	mkdir -p build
+	provisioning/build-image --base debian --out build/reproducible-1.img
+	provisioning/build-image --base debian --out build/reproducible-2.img
+	cmp build/reproducible-1.img build/reproducible-2.img
+	@echo "image-reproducible: the two builds are the same image"
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build *.egg-info
