@@ -41,7 +41,12 @@ def effective_settings(config: KioskConfig) -> dict[str, dict[str, Any]]:
     return {
         "device": {"certificate": config.device.certificate, "key": config.device.key},
         "server": {
-            "url": config.server.url,
+            # the spelling of the file: url for one server, urls for several
+            **(
+                {"url": config.server.url}
+                if len(config.server.urls) == 1
+                else {"urls": config.server.urls}
+            ),
             "ca": config.server.ca,
             "connect_timeout_s": config.server.connect_timeout_s,
             "read_timeout_s": config.server.read_timeout_s,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable
@@ -89,9 +90,10 @@ def run_checks(
         findings.append(
             guard("certificate", lambda: identity.check_certificate_expiry(config.device))
         )
-    findings.append(
-        guard("clinic server", lambda: server.check_server(config.server, config.device))
-    )
+    for name, one in server.each_server(config.server):
+        findings.append(
+            guard(name, functools.partial(server.check_server, one, config.device, name))
+        )
     device_id = config.device.identity().device_id if enrolled else None
     findings.append(guard("outbox", lambda: outbox.check_outbox(config.outbox, device_id)))
     findings.append(

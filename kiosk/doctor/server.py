@@ -1,11 +1,14 @@
-"""The clinic server: reachable with the pinned CA, and accepting this device.
+"""The clinic servers: each reachable with the pinned CA, and accepting this device.
 
-One signed round trip through the kiosk's own client (:mod:`kiosk.clinic_client`): a
-challenge is requested, which the server answers only over mutual TLS to a device it knows
-and for a request signed with that device's key. An unused challenge simply expires.
+One signed round trip through the kiosk's own client (:mod:`kiosk.clinic_client`) per server
+of ``[server] urls``, each on its own (no failover to the next): a challenge is requested,
+which the server answers only over mutual TLS to a device it knows and for a request signed
+with that device's key. An unused challenge simply expires.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from contract.self_check import Finding, failed, ok
 from kiosk.server_config import DeviceConfig, ServerConfig
@@ -13,14 +16,26 @@ from kiosk.server_config import DeviceConfig, ServerConfig
 ISSUE = "clinic-server device issue NAME --out DIR on the clinic server"
 
 
-def check_server(server: ServerConfig, device: DeviceConfig) -> Finding:
+def each_server(server: ServerConfig) -> list[tuple[str, ServerConfig]]:
+    """Every server of the configuration on its own, with the name its finding takes:
+    ``clinic server``, or ``clinic server 1``, ``clinic server 2``... when there are several."""
+    if len(server.urls) == 1:
+        return [("clinic server", server)]
+    return [
+        (f"clinic server {number}", replace(server, url=url, urls=(url,)))
+        for number, url in enumerate(server.urls, start=1)
+    ]
+
+
+def check_server(
+    server: ServerConfig, device: DeviceConfig, name: str = "clinic server"
+) -> Finding:
     import time
 
     from contract.errors import ConfigError
     from kiosk.clinic_client import open_clinic_client
     from kiosk.errors import ServerRejected, ServerUnreachable
 
-    name = "clinic server"
     try:
         identity = device.identity()
         client = open_clinic_client(server, device, identity, retries=0)

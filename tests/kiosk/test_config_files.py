@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from contract.errors import ConfigError
 from kiosk.cli import main
 from kiosk.config import load_config, load_config_sources
-from kiosk.config_cli import dump, effective_settings
+from kiosk.config_cli import dump, dump_text, effective_settings
 from kiosk.config_files import drop_in_folder
 from kiosk.hw.config import load_gpio_config
 from kiosk.outbox.config import load_settings
@@ -219,3 +219,19 @@ def test_kiosk_config_reports_a_broken_drop_in_in_one_line(
     assert main(["config", "--config", str(main_file)]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith(f"kiosk: {broken}: [gpio] amber")
+
+
+def test_several_servers_are_dumped_as_the_urls_the_file_gave(main_file: Path) -> None:
+    text = main_file.read_text(encoding="utf-8")
+    url_line = next(line for line in text.splitlines() if line.startswith("url = "))
+    first = url_line.removeprefix("url = ").strip('"')
+    second = "https://clinic-b.example:8443"
+    main_file.write_text(
+        text.replace(url_line, f'urls = ["{first}", "{second}"]'), encoding="utf-8"
+    )
+    config, sources = load_config_sources(main_file)
+    server = dump(config, sources)["settings"]["server"]
+    assert server["urls"] == {"value": [first, second], "source": str(main_file)}
+    assert "url" not in server
+    text = dump_text(dump(config, sources))
+    assert f'urls = ["{first}", "{second}"]' in text

@@ -124,6 +124,26 @@ def test_a_server_that_does_not_answer_fails(config: KioskConfig) -> None:
     assert "is the clinic server running" in finding.advice
 
 
+def test_each_server_of_several_is_checked_on_its_own(config: KioskConfig) -> None:
+    """With [server] urls, one finding per server: the one that answers passes, the one that
+    does not fails under its own number (no failover hides it)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    down = f"https://127.0.0.1:{port}"
+    both = replace(config.server, urls=(config.server.url, down), connect_timeout_s=1.0)
+    named = server.each_server(both)
+    assert [name for name, _ in named] == ["clinic server 1", "clinic server 2"]
+    findings = [server.check_server(one, config.device, name) for name, one in named]
+    assert [f.name for f in findings] == ["clinic server 1", "clinic server 2"]
+    assert findings[0].state is State.OK, findings[0]
+    assert findings[1].state is State.FAILED
+    assert findings[1].detail.startswith(f"cannot reach {down}")
+    assert server.each_server(config.server) == [("clinic server", config.server)]
+
+
 # --- the outbox and the uploader -----------------------------------------------------------------
 
 
