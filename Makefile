@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 EXTRAS := dev,clinic
 
 .PHONY: demo test deps lint typecheck architecture pytest services services-pcscd \
-	services-postgres clean image image-test image-reproducible
+	services-postgres clean image image-test image-reproducible bundle update-test
 
 deps:
 	EXTRAS=$(EXTRAS) sh provisioning/install-deps
@@ -44,23 +44,46 @@ test: lint typecheck architecture pytest
 # Raspberry Pi OS Lite arm64 image); image-test builds the amd64 image and boots it in QEMU.
 BASE  ?= debian
 IMAGE ?= build/onshi-kiosk-$(if $(filter debian,$(BASE)),amd64,arm64).img
+# the maintainer's update keys (docs/updates.md); made here on first use when missing
+UPDATE_KEYS ?= build/update-keys
 
-image: deps
+$(UPDATE_KEYS)/update-ca.cert.pem:
+	provisioning/update-keys $(UPDATE_KEYS)
+
+image: deps $(UPDATE_KEYS)/update-ca.cert.pem
 	sh provisioning/install-image-deps
 	mkdir -p build
-	provisioning/build-image --base $(BASE) --out $(IMAGE)
+	provisioning/build-image --base $(BASE) --update-ca $(UPDATE_KEYS)/update-ca.cert.pem \
+		--out $(IMAGE)
 
-image-test: deps
+image-test: deps $(UPDATE_KEYS)/update-ca.cert.pem
 	sh provisioning/install-image-deps
 	mkdir -p build
 	provisioning/image-test
 
-# two builds of the same commit must be the same image, byte for byte (docs/image.md)
-image-reproducible: deps
+# a signed update bundle of the image (docs/updates.md): make image, then make bundle
+BUNDLE ?= $(IMAGE:.img=.raucb)
+
+bundle: deps $(UPDATE_KEYS)/update-ca.cert.pem
+	sh provisioning/install-image-deps
+	provisioning/build-bundle $(IMAGE) --cert $(UPDATE_KEYS)/signing.cert.pem \
+		--key $(UPDATE_KEYS)/signing.key.pem --out $(BUNDLE)
+
+# the updates booted in QEMU: N -> N+1, a broken N+2 rolled back, a power cut mid-install,
+# bad bundles refused (uses the image make image-test built, or builds it)
+update-test: deps $(UPDATE_KEYS)/update-ca.cert.pem
 	sh provisioning/install-image-deps
 	mkdir -p build
-	provisioning/build-image --base debian --out build/reproducible-1.img
-	provisioning/build-image --base debian --out build/reproducible-2.img
+	provisioning/update-test
+
+# two builds of the same commit must be the same image, byte for byte (docs/image.md)
+image-reproducible: deps $(UPDATE_KEYS)/update-ca.cert.pem
+	sh provisioning/install-image-deps
+	mkdir -p build
+	provisioning/build-image --base debian --update-ca $(UPDATE_KEYS)/update-ca.cert.pem \
+		--out build/reproducible-1.img
+	provisioning/build-image --base debian --update-ca $(UPDATE_KEYS)/update-ca.cert.pem \
+		--out build/reproducible-2.img
 	cmp build/reproducible-1.img build/reproducible-2.img
 	@echo "image-reproducible: the two builds are the same image"
 

@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     from kiosk.outbox import cli as outbox_cli
     from kiosk.sim import cli as sim_cli
     from kiosk.ui import cli as ui_cli
+    from kiosk.update import cli as update_cli
 
     parser = argparse.ArgumentParser(
         prog="kiosk", description="Onshi Kiosk: the insurance eligibility check at the counter"
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     doctor_cli.add_parser(commands)
     config_cli.add_parser(commands)
     enrolment_cli.add_parser(commands)
+    update_cli.add_parser(commands)
     run = commands.add_parser("run", help="the kiosk appliance: fullscreen touch UI (systemd)")
     run.add_argument(
         "--config",

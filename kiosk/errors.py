@@ -36,6 +36,9 @@ why" without knowing where they came from::
         │   │                                the next start)
         │   └── StorageUnavailable           the disk is full, read-only or failing (temporary);
         │                                    ``reason`` says which
+        ├── UpdateError                      the unit's A/B updates
+        │   ├── BootSlotError                the boot's slot state cannot be read or changed
+        │   └── UpdateRefused                a bundle refused before anything was written
         └── FlowDefinitionError              the flow's transition table is badly defined (raised
                                              when the machine's class is defined, at import)
 """
@@ -243,6 +246,30 @@ class StorageUnavailable(OutboxError):
 
 
 # --- the flow ----------------------------------------------------------------------------------
+
+
+class UpdateError(KioskError):
+    """Updating the unit (kiosk update): its slots, its bundles."""
+
+    code = "update"
+
+
+class BootSlotError(UpdateError):
+    """The A/B slot state, where the boot reads it, cannot be read or changed as asked."""
+
+    code = "update.boot_slots"
+
+
+class UpdateRefused(UpdateError):
+    """A bundle was refused before anything was written: ``reason`` is one of
+    ``signature``, ``compatible``, ``older``, ``truncated``, ``unreadable``, ``trial``,
+    ``download``; the message says what was seen."""
+
+    code = "update.refused"
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class FlowDefinitionError(KioskError):

@@ -47,7 +47,7 @@ def run_checks(
     clock_synced: Callable[[], bool | None] | None = None,
     timings: Timings | None = None,
 ) -> list[Finding]:
-    from kiosk.doctor import devices, identity, outbox, pcsc, server, system
+    from kiosk.doctor import devices, identity, outbox, pcsc, server, system, updates
     from kiosk.outbox.heartbeat import clock_synced as heartbeat_clock_synced
 
     roots = roots or Roots()
@@ -107,4 +107,5 @@ def run_checks(
         )
     )
     findings.append(guard("root fs", lambda: system.check_root_read_only(roots.mounts)))
+    findings.append(guard("update slots", updates.check_updates))
     return findings

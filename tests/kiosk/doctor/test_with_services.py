@@ -368,9 +368,11 @@ def test_kiosk_doctor_prints_every_check(pcscd: str, config: KioskConfig) -> Non
         "outbox",
         "disk",
         "root fs",
+        "update slots",
     ]
     assert all(set(f) == {"name", "state", "detail", "advice"} for f in findings)
     found = by_name(findings)
+    assert found["update slots"]["detail"].startswith("no A/B slots here")  # not the image
     assert found["clinic server"]["state"] == "ok"
     assert found["gpio"]["detail"].startswith("mock pin factory")
     failed = [f["name"] for f in findings if f["state"] == "failed"]

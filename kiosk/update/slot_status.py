@@ -1,0 +1,80 @@
+"""What each slot holds and how the last try went: ``kiosk update status``, ``kiosk doctor``
+and the heartbeat to the clinic server (its kiosks page) all show this.
+
+The booted slot's release is its own ``/etc/onshi-release``; the other slot's is what RAUC
+recorded when it installed a bundle there (its status file on the data partition). A slot
+nothing was ever installed into (slot B of a new unit) has no release.
+"""
+
+from __future__ import annotations
+
+import configparser
+from pathlib import Path
+from typing import Any
+
+from kiosk.errors import UpdateError
+from kiosk.update.boot_slots import SLOTS, BootSlots, SlotStore
+from kiosk.update.release import RELEASE_FILE, Release, read_release
+from kiosk.update.trial import HISTORY, booted_slot, last_outcome
+
+RAUC_STATUS = Path("/data/update/rauc/central.raucs")
+#: system.conf's slot of each boot name
+RAUC_SLOT = {"A": "slot.rootfs.0", "B": "slot.rootfs.1"}
+
+
+def installed_releases(status_file: Path = RAUC_STATUS) -> dict[str, str]:
+    """The release RAUC last installed into each slot, by boot name."""
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read_string(status_file.read_text())
+    except (OSError, configparser.Error):
+        return {}
+    found = {}
+    for slot, section in RAUC_SLOT.items():
+        if parser.has_section(section) and parser.has_option(section, "bundle.version"):
+            version = parser.get(section, "bundle.version")
+            build = parser.get(section, "bundle.build", fallback="")
+            try:
+                found[slot] = str(Release.parse(version, build))
+            except UpdateError:
+                found[slot] = version  # shown as recorded
+    return found
+
+
+def describe(
+    store: SlotStore | None = None,
+    *,
+    cmdline: Path = Path("/proc/cmdline"),
+    release_file: Path = RELEASE_FILE,
+    status_file: Path = RAUC_STATUS,
+    history: Path = HISTORY,
+) -> dict[str, Any]:
+    if store is None:
+        from kiosk.update.cli import open_store
+
+        _kind, store = open_store()
+    slots: BootSlots = store.load()
+    booted = booted_slot(cmdline)
+    releases = installed_releases(status_file)
+    releases[booted] = str(read_release(release_file))
+    last = last_outcome(history)
+    described: dict[str, Any] = {
+        "booted": booted,
+        "committed": slots.committed,
+        "trying": slots.trying,
+        "slots": {
+            slot: {"release": releases.get(slot), "state": slots.state(slot)} for slot in SLOTS
+        },
+        "last_try": None if last is None else last.__dict__,
+    }
+    parts = []
+    for slot in SLOTS:
+        role = "booted" if slot == booted else "other"
+        mark = ", committed" if slot == slots.committed else ""
+        mark += ", tried at the next boot" if slot == slots.trying else ""
+        parts.append(f"{slot} ({role}{mark}): {releases.get(slot) or 'empty'}")
+    summary = "; ".join(parts)
+    if last is not None:
+        summary += f"; last try: slot {last.slot} {last.release} {last.outcome} ({last.reason})"
+    described["summary"] = summary
+    return described

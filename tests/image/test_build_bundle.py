@@ -1,0 +1,107 @@
+"""provisioning/build-bundle: a signed bundle from an image build, described by its root."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from kiosk.update.bundles import read_info
+from kiosk.update.release import Release
+from tests.image.conftest import PROVISIONING, mbr
+from tests.kiosk.update.conftest import Keys, make_keys
+
+MIB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
+    return make_keys(tmp_path_factory.mktemp("bundle-keys") / "keys")
+
+
+def root_fs(folder: Path, release: str | None) -> Path:
+    """A small root file system: this machine's dash (amd64), and an onshi-release."""
+    tree = folder / "tree"
+    (tree / "usr/bin").mkdir(parents=True)
+    (tree / "etc").mkdir()
+    shutil.copy("/usr/bin/dash", tree / "usr/bin/dash")
+    if release is not None:
+        (tree / "etc/onshi-release").write_text(release)
+    root = folder / "root.ext4"
+    with root.open("wb") as f:
+        f.truncate(8 * MIB)
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-d", str(tree), str(root)], check=True)
+    return root
+
+
+def image_with(root: Path, path: Path) -> Path:
+    """A disk image as build-image lays it out: boot, root slot A (bigger than its file
+    system), root slot B, data."""
+    slot = 16 * MIB // 512
+    parts = [(0x0C, 2048, 2048), (0x83, 4096, slot), (0x83, 4096 + slot, slot)]
+    with path.open("wb") as f:
+        f.write(mbr(parts))
+        f.seek(4096 * 512)
+        f.write(root.read_bytes())
+        f.truncate((4096 + 2 * slot) * 512)
+    return path
+
+
+def build_bundle(source: Path, keys: Keys, out: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            str(PROVISIONING / "build-bundle"),
+            str(source),
+            "--cert",
+            str(keys.folder / "signing.cert.pem"),
+            "--key",
+            str(keys.folder / "signing.key.pem"),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_a_bundle_of_an_images_root_slot_says_its_release_and_architecture(
+    tmp_path: Path, keys: Keys
+) -> None:
+    root = root_fs(tmp_path, 'ONSHI_VERSION="0.3.1"\nONSHI_BUILD="1764600000"\n')
+    image = image_with(root, tmp_path / "kiosk.img")
+    done = build_bundle(image, keys, tmp_path / "kiosk.raucb")
+    assert done.returncode == 0, done.stderr
+    conf = tmp_path / "system.conf"
+    conf.write_text(
+        f"[system]\ncompatible=x\nbootloader=noop\n[keyring]\npath={keys.ca}\n"
+        "check-purpose=codesign\n"
+    )
+    info = read_info(tmp_path / "kiosk.raucb", conf=conf)
+    assert info.compatible == "onshi-kiosk-amd64"
+    assert info.release == Release((0, 3, 1), 1764600000)
+    # the slot's file system only, not the rest of its partition
+    assert info.images[0].size == root.stat().st_size
+    facts = json.loads((tmp_path / "kiosk.raucb.json").read_text())
+    assert facts["bundle_bytes"] == (tmp_path / "kiosk.raucb").stat().st_size
+
+
+def test_a_root_that_does_not_say_its_release_makes_no_bundle(tmp_path: Path, keys: Keys) -> None:
+    root = root_fs(tmp_path, None)
+    done = build_bundle(root, keys, tmp_path / "kiosk.raucb")
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        f"build-bundle: {root}: its root file system has no /etc/onshi-release"
+    )
+    assert list(tmp_path.glob("*.raucb*")) == []
+
+
+def test_a_file_with_no_root_file_system_makes_no_bundle(tmp_path: Path, keys: Keys) -> None:
+    junk = tmp_path / "junk.img"
+    junk.write_bytes(bytes(64 * 1024))
+    done = build_bundle(junk, keys, tmp_path / "kiosk.raucb")
+    assert done.returncode == 1
+    assert "no ext4 root file system in it" in done.stderr
