@@ -174,6 +174,8 @@ TEXT: dict[str, tuple[str, str]] = {
     "kiosks.unknown": ("不明", "unknown"),
     "kiosks.temperature": ("温度", "Temperature"),
     "kiosks.version": ("バージョン", "Version"),
+    "kiosks.slots": ("更新スロット", "slots"),
+    "kiosks.last_update": ("最後の更新", "last update"),
     "kiosks.uptime": ("稼働時間", "Uptime"),
     "kiosks.notice": ("最後の案内", "Last notice"),
     "kiosks.oldest": ("最古", "oldest"),

@@ -17,6 +17,10 @@ flat ``detail`` :meth:`KioskHealth.to_detail` makes (scalars only, no personal d
     version           the kiosk software's version
     notice            the last numbered notice the screen showed, e.g. "K-201" (null: none yet)
     notice_at         when it was shown, wall-clock seconds
+    slots             the update slots and their releases, e.g. "A 0.1.0 (build 17) committed,
+                      booted · B 0.1.1 (build 18)" (null: a unit without A/B slots)
+    last_update       the last try of a new slot: "B 0.1.1 (build 18) rolled_back: kiosk doctor:
+                      display: no screen" (null: none yet)
 
 :meth:`KioskHealth.faults` is the one rule both sides apply: the reader missing, the clock
 known to be unsynchronised, or an outbox alarm. The kiosk derives ``status`` from it; the
@@ -60,6 +64,12 @@ class KioskHealth:
     version: str = ""
     notice: str | None = None
     notice_at: float | None = None
+    slots: str | None = None
+    last_update: str | None = None
+
+    @property
+    def update_rolled_back(self) -> bool:
+        return " rolled_back" in (self.last_update or "")
 
     def faults(self) -> tuple[str, ...]:
         """Stable codes of what is wrong with the kiosk; empty when it is well."""
@@ -94,6 +104,8 @@ class KioskHealth:
             "version": self.version[:40],
             "notice": self.notice,
             "notice_at": self.notice_at,
+            "slots": None if self.slots is None else self.slots[:200],
+            "last_update": None if self.last_update is None else self.last_update[:300],
         }
 
     @classmethod
@@ -134,4 +146,6 @@ class KioskHealth:
             version=text("version") or "",
             notice=text("notice"),
             notice_at=number("notice_at"),
+            slots=text("slots"),
+            last_update=text("last_update"),
         )

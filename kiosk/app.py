@@ -39,6 +39,7 @@ from kiosk.flow.server_worker import ServerWorker
 from kiosk.hw.backend import Hardware, build_hardware
 from kiosk.outbox.heartbeat import Heartbeat
 from kiosk.outbox.queue import Outbox
+from kiosk.update import slot_status
 
 log = logging.getLogger(__name__)
 
@@ -245,6 +246,7 @@ def build_kiosk(config: KioskConfig, parts: Parts | None = None) -> Kiosk:
             interval_s=config.heartbeat_interval_s,
             reporter=client,
             last_notice=lambda: runner.last_notice,
+            update_slots=slot_status.published,
         )
         kiosk = Kiosk(
             config,

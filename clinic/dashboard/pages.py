@@ -379,6 +379,9 @@ def health_cells(
                 f"{health.temperature_c:.1f} °C" if health.temperature_c is not None else ""
             ),
             "version": health.version,
+            "slots": health.slots or "",
+            "last_update": health.last_update or "",
+            "update_bad": health.update_rolled_back,
             "uptime": duration(health.uptime_s) if health.uptime_s is not None else "",
             "notice": health.notice or "",
             "notice_at": when(health.notice_at),

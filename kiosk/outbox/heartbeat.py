@@ -170,11 +170,14 @@ class Heartbeat:
         clock_synced: Callable[[], bool | None] = clock_synced,
         extra: Callable[[], dict[str, Any]] | None = None,
         reporter: HealthReporter | None = None,
+        update_slots: Callable[[], tuple[str | None, str | None]] = lambda: (None, None),
         last_notice: LastNotice = lambda: None,
         wall: Callable[[], float] = time.time,
     ) -> None:
         """``reporter`` sends each beat to the server (None: the outbox only);
-        ``last_notice`` names the last numbered notice the screen showed."""
+        ``last_notice`` names the last numbered notice the screen showed; ``update_slots``
+        the update slots' releases and the last try
+        (:func:`kiosk.update.slot_status.published`)."""
         self.outbox = outbox
         self.interval_s = interval_s
         self._reader_state = reader_state
@@ -184,6 +187,7 @@ class Heartbeat:
         self._extra = extra
         self._reporter = reporter
         self._last_notice = last_notice
+        self._update_slots = update_slots
         self._wall = wall
         #: whether the last beat reached the server (None: not sent yet, or no reporter)
         self.delivered: bool | None = None
@@ -218,6 +222,10 @@ class Heartbeat:
             notice = self._last_notice()
         except Exception:  # pragma: no cover - the flow's own attribute
             notice = None
+        try:
+            slots, last_update = self._update_slots()
+        except Exception:  # a broken source must not stop the heartbeat
+            slots, last_update = None, None
         health = KioskHealth(
             interval_s=self.interval_s,
             reader=reader[:64],
@@ -232,6 +240,8 @@ class Heartbeat:
             version=__version__,
             notice=notice[0] if notice else None,
             notice_at=round(notice[1], 3) if notice else None,
+            slots=slots,
+            last_update=last_update,
         )
         return health, queue
 

@@ -134,6 +134,7 @@ def run_install(args: argparse.Namespace) -> int:
     finally:
         if downloaded is not None:  # the data partition is not a bundle store
             downloaded.unlink(missing_ok=True)
+    _publish()
     print(
         f"installed release {installed.info.release} in {installed.seconds:.1f} s; "
         "the next boot tries it once"
@@ -141,6 +142,17 @@ def run_install(args: argparse.Namespace) -> int:
     if args.reboot:
         return run_reboot(args)
     return 0
+
+
+def _publish() -> None:
+    """The slots' summary where the kiosk's heartbeat reads it (it cannot read root's files)."""
+    from kiosk.errors import UpdateError
+    from kiosk.update import slot_status
+
+    try:
+        slot_status.publish(slot_status.describe())
+    except (UpdateError, OSError) as exc:
+        _say(f"the status for the heartbeat was not written: {exc}")
 
 
 def run_reboot(_args: argparse.Namespace) -> int:
@@ -187,6 +199,7 @@ def run_confirm(args: argparse.Namespace) -> int:
     slots = store.load()
     booted = trial.booted_slot()
     release = str(read_release())
+    _publish()
     if booted == slots.committed:
         print(f"slot {booted} ({release}) is the committed slot: nothing to try")
         return 0
@@ -210,11 +223,12 @@ def run_confirm(args: argparse.Namespace) -> int:
         waited_s=round(time.monotonic() - started, 1),
     )
     trial.record(outcome)
-    trial.note_decided(outcome)
     fields = {"UPDATE_OUTCOME": outcome.outcome, "UPDATE_SLOT": booted}
     if commit:
         trial.log.info("slot %s (%s) committed: %s", booted, release, why, extra=fields)
         subprocess.run(["rauc", "status", "mark-good", "booted"], check=True)
+        _publish()
+        trial.note_decided(outcome)
         return 0
     trial.log.error(
         "slot %s (%s) rolled back: %s; rebooting into slot %s",
@@ -225,5 +239,6 @@ def run_confirm(args: argparse.Namespace) -> int:
         extra=fields,
     )
     subprocess.run(["rauc", "status", "mark-bad", "booted"], check=False)
+    trial.note_decided(outcome)
     subprocess.run(["systemctl", "reboot"], check=False)
     return 1

@@ -9,6 +9,7 @@ nothing was ever installed into (slot B of a new unit) has no release.
 from __future__ import annotations
 
 import configparser
+import json
 from pathlib import Path
 from typing import Any
 
@@ -78,3 +79,53 @@ def describe(
         summary += f"; last try: slot {last.slot} {last.release} {last.outcome} ({last.reason})"
     described["summary"] = summary
     return described
+
+
+#: The summary any process may read (the kiosk runs as its own user; the boot's state and RAUC's
+#: status are root's): written by ``kiosk update confirm`` at every boot and after each install.
+PUBLIC = Path("/run/onshi-update/status.json")
+
+
+def heartbeat_fields(status: dict[str, Any]) -> tuple[str, str | None]:
+    """``(slots, last_update)`` for the heartbeat (:mod:`contract.heartbeat`)."""
+    parts = []
+    for slot, facts in status["slots"].items():
+        marks = [
+            mark
+            for mark, on in (
+                ("committed", slot == status["committed"]),
+                ("booted", slot == status["booted"]),
+                ("to try", slot == status["trying"]),
+            )
+            if on
+        ]
+        parts.append(" ".join([slot, facts["release"] or "empty", ", ".join(marks)]).strip())
+    last = status["last_try"]
+    update = None
+    if last is not None:
+        update = (
+            f"{last['slot']} {last['release']} {last['outcome']} {last['at']}: {last['reason']}"
+        )
+    return " · ".join(parts), update
+
+
+def publish(status: dict[str, Any], public: Path = PUBLIC) -> None:
+    """The status and its heartbeat fields, readable by the kiosk's user."""
+    slots, last_update = heartbeat_fields(status)
+    public.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    partial = public.with_name(public.name + ".new")
+    partial.write_text(
+        json.dumps({**status, "heartbeat": {"slots": slots, "last_update": last_update}})
+    )
+    partial.chmod(0o644)
+    partial.replace(public)
+
+
+def published(public: Path = PUBLIC) -> tuple[str | None, str | None]:
+    """What the last :func:`publish` said for the heartbeat; ``(None, None)`` on a unit
+    without A/B slots (nothing published)."""
+    try:
+        fields = json.loads(public.read_text())["heartbeat"]
+        return fields.get("slots"), fields.get("last_update")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None, None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import configparser
 import re
 import subprocess
+from pathlib import Path
 
 from tests.image.conftest import PROVISIONING, load_builder
 
@@ -72,3 +73,48 @@ def test_the_update_units_are_installed_and_the_confirm_never_holds_up_the_boot(
     assert "kiosk update confirm --within" in unit["Service"]["ExecStart"]
     assert "rauc" in builder.PACKAGES_COMMON
     assert "squashfs-tools" in builder.PACKAGES_COMMON  # the payload read before writing
+
+
+def deadline_script(tmp_path: Path, cmdline: str, decided: bool) -> subprocess.CompletedProcess:
+    """onshi-update-deadline's command, its paths moved into tmp_path, one second to wait,
+    and a systemctl that only notes it was asked to reboot (a reboot cannot run here)."""
+    unit = configparser.ConfigParser(interpolation=None, strict=False)
+    unit.read(PROVISIONING.parent / "systemd/onshi-update-deadline.service")
+    command = unit["Service"]["ExecStart"].removeprefix("/usr/bin/sh -c ").strip("'")
+    (tmp_path / "cmdline").write_text(cmdline)
+    run = tmp_path / "run"
+    run.mkdir(exist_ok=True)
+    (run / "decided").unlink(missing_ok=True)
+    if decided:
+        (run / "decided").write_text("committed\n")
+    command = (
+        command.replace("/proc/cmdline", str(tmp_path / "cmdline"))
+        .replace("/proc/device-tree", str(tmp_path / "device-tree"))
+        .replace("/run/onshi-update", str(run))
+    )
+    stub = tmp_path / "bin"
+    stub.mkdir(exist_ok=True)
+    (stub / "systemctl").write_text(f'#!/bin/sh\necho "$@" > {tmp_path}/asked\n')
+    (stub / "systemctl").chmod(0o755)
+    env = {"PATH": f"{stub}:/usr/bin:/bin", "ONSHI_TRIAL_S": "-119"}
+    return subprocess.run(["sh", "-c", command], env=env, capture_output=True, text=True)
+
+
+def test_the_deadline_reboots_a_try_nothing_decided_and_leaves_other_boots_alone(
+    tmp_path: Path,
+) -> None:
+    deadline_script(tmp_path, "root=PARTUUID=6f6e7368-02 rauc.slot=A ro\n", decided=False)
+    assert not (tmp_path / "asked").exists(), "not a try: nothing to do"
+    deadline_script(tmp_path, "rauc.slot=B onshi.trial=1 ro\n", decided=True)
+    assert not (tmp_path / "asked").exists(), "decided: the confirm's word stands"
+    done = deadline_script(tmp_path, "rauc.slot=B onshi.trial=1 ro\n", decided=False)
+    assert (tmp_path / "asked").read_text() == "reboot\n"
+    assert "rebooting into the committed slot" in done.stdout
+
+
+def test_the_deadline_knows_the_raspberry_pis_tryboot(tmp_path: Path) -> None:
+    flag = tmp_path / "device-tree/chosen/bootloader/tryboot"
+    flag.parent.mkdir(parents=True)
+    flag.write_bytes((1).to_bytes(4, "big"))  # a device-tree cell: big-endian 32 bits
+    deadline_script(tmp_path, "rauc.slot=B ro\n", decided=False)
+    assert (tmp_path / "asked").read_text() == "reboot\n"

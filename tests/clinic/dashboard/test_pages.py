@@ -144,6 +144,23 @@ def test_the_kiosks_page_shows_each_heartbeat_field(clinic, staff):
     assert '<td class="temperature"></td>' in row, "no sensor, no temperature"
 
 
+def test_the_kiosks_page_shows_the_update_slots_and_a_roll_back(clinic, staff):
+    kiosk = clinic.kiosk("kiosk-updated")
+    slots = "A 0.1.0 (build 17) committed, booted · B 0.1.1 (build 18)"
+    rolled = (
+        "B 0.1.1 (build 18) rolled_back 2026-12-01T10:00:00+00:00: the kiosk did not become READY"
+    )
+    kiosk.client.heartbeat("ok", well(slots=slots, last_update=rolled))
+    row = kiosk_row(staff.get("/kiosks").text, "kiosk-updated")
+    assert f"更新スロット: {slots}" in row
+    assert f'<span class="last-update bad">最後の更新: {rolled}</span>' in row
+    assert 'data-flagged="no"' in row, "the kiosk works: a roll back is shown, not a fault"
+    committed = rolled.replace("rolled_back", "committed")
+    kiosk.client.heartbeat("ok", well(slots=slots, last_update=committed))
+    row = kiosk_row(staff.get("/kiosks").text, "kiosk-updated")
+    assert f'<span class="last-update">最後の更新: {committed}</span>' in row
+
+
 def test_a_fault_flags_the_kiosk_on_every_page_until_it_is_well(clinic, staff):
     kiosk = clinic.kiosk("kiosk-faulty")
     for fault in (

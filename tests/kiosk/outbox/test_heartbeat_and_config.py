@@ -89,6 +89,47 @@ def test_a_missing_sensor_or_a_broken_probe_does_not_stop_the_heartbeat(
     assert payload["clock_synced"] is None
 
 
+def test_a_heartbeat_tells_the_update_slots_the_confirm_published(
+    make_outbox: MakeOutbox, tmp_path: Path
+) -> None:
+    from kiosk.update import slot_status
+
+    public = tmp_path / "run" / "status.json"
+    assert slot_status.published(public) == (None, None)  # a unit without A/B slots
+    slot_status.publish(
+        {
+            "booted": "B",
+            "committed": "B",
+            "trying": None,
+            "slots": {
+                "A": {"release": "0.1.0 (build 1)", "state": "bad"},
+                "B": {"release": "0.1.1 (build 2)", "state": "good"},
+            },
+            "last_try": {
+                "slot": "B",
+                "release": "0.1.1 (build 2)",
+                "outcome": "committed",
+                "reason": "READY and kiosk doctor passed",
+                "at": "2026-12-01T10:00:00+00:00",
+                "waited_s": 40.0,
+            },
+        },
+        public,
+    )
+    assert public.stat().st_mode & 0o777 == 0o644  # the kiosk's own user reads it
+    beat = hb.Heartbeat(
+        make_outbox(),
+        clock_synced=lambda: None,
+        update_slots=lambda: slot_status.published(public),
+    )
+    health, _queue = beat.health()
+    assert health.slots == "A 0.1.0 (build 1) · B 0.1.1 (build 2) committed, booted"
+    assert health.last_update == (
+        "B 0.1.1 (build 2) committed 2026-12-01T10:00:00+00:00: READY and kiosk doctor passed"
+    )
+    assert not health.update_rolled_back
+
+
 def test_a_full_outbox_refuses_the_heartbeat_without_stopping_it(make_outbox: MakeOutbox) -> None:
     outbox = make_outbox(max_bytes=64 * 1024)
     refused = False
