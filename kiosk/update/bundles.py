@@ -23,6 +23,7 @@ RAUC = "rauc"
 UNSQUASHFS = "unsquashfs"
 #: What RAUC's messages say, and the reason a refusal gets
 _REASONS = (
+    ("Signature size is 0", "signature"),  # no signature at all
     ("signature", "signature"),
     ("Signature size", "truncated"),
     ("exceeds bundle size", "truncated"),

@@ -106,7 +106,7 @@ def run_backend(args: argparse.Namespace) -> int:
 
 def run_install(args: argparse.Namespace) -> int:
     from kiosk.errors import UpdateError, UpdateRefused
-    from kiosk.update.install import download, install
+    from kiosk.update.install import Unit, download, install
     from kiosk.update.release import read_release
     from kiosk.update.trial import booted_slot
 
@@ -119,9 +119,7 @@ def run_install(args: argparse.Namespace) -> int:
         _kind, store = open_store()
         installed = install(
             bundle,
-            running=read_release(),
-            slots=store.load(),
-            booted=booted_slot(),
+            Unit(running=read_release(), slots=store.load(), booted=booted_slot()),
             force=args.force,
             progress=lambda line: print(line, flush=True),
         )
@@ -188,17 +186,25 @@ def run_status(args: argparse.Namespace) -> int:
 
 
 def run_confirm(args: argparse.Namespace) -> int:
+    from contract.errors import OnshiError
     from kiosk.config import load_config
     from kiosk.doctor.run import run_checks
+    from kiosk.errors import UpdateError
     from kiosk.supervision import configure_logging, stderr_is_journal
     from kiosk.update import trial
     from kiosk.update.release import read_release
+    from kiosk.update.slot_status import note_release
 
     configure_logging(journald=stderr_is_journal())
-    _kind, store = open_store()
-    slots = store.load()
-    booted = trial.booted_slot()
-    release = str(read_release())
+    try:
+        _kind, store = open_store()
+        slots = store.load()
+        booted = trial.booted_slot()
+        release = str(read_release())
+        note_release(booted, release)  # what this slot holds, for when the other is booted
+    except (UpdateError, OSError) as exc:
+        _say(f"cannot tell the slots apart: {exc}")  # onshi-update-deadline has the last word
+        return 1
     _publish()
     if booted == slots.committed:
         print(f"slot {booted} ({release}) is the committed slot: nothing to try")
@@ -208,12 +214,23 @@ def run_confirm(args: argparse.Namespace) -> int:
 
     def proven() -> bool:
         ready = trial.unit_active()
-        findings = run_checks(load_config(args.config)) if ready else []
+        try:
+            findings = run_checks(load_config(args.config)) if ready else []
+        except OnshiError as exc:  # a broken configuration in the slot: not proven
+            verdict[0] = (False, f"kiosk doctor could not run: {exc}")
+            return False
         verdict[0] = trial.decide(ready, findings)
         return verdict[0][0]
 
     commit = trial.wait_until(proven, args.within, poll_s=5.0)
     why = verdict[0][1]
+    if commit:
+        marked = subprocess.run(
+            ["rauc", "status", "mark-good", "booted"], capture_output=True, text=True, check=False
+        )
+        if marked.returncode != 0:
+            commit = False
+            why = f"RAUC could not commit the slot: {marked.stderr.strip()[-200:]}"
     outcome = trial.Outcome(
         slot=booted,
         release=release,
@@ -226,7 +243,6 @@ def run_confirm(args: argparse.Namespace) -> int:
     fields = {"UPDATE_OUTCOME": outcome.outcome, "UPDATE_SLOT": booted}
     if commit:
         trial.log.info("slot %s (%s) committed: %s", booted, release, why, extra=fields)
-        subprocess.run(["rauc", "status", "mark-good", "booted"], check=True)
         _publish()
         trial.note_decided(outcome)
         return 0

@@ -24,14 +24,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kiosk.errors import UpdateError, UpdateRefused
-from kiosk.update.boot_slots import BootSlots
+from kiosk.update.boot_slots import SLOTS, BootSlots
 from kiosk.update.bundles import RAUC, BundleInfo, check_payload, read_info
 from kiosk.update.release import Release
+from kiosk.update.slot_status import note_release
 
 log = logging.getLogger(__name__)
 
 SYSTEM_CONF = Path("/etc/rauc/system.conf")
 DOWNLOADS = Path("/data/update/incoming")
+
+
+@dataclass(frozen=True)
+class Unit:
+    """What the checks compare a bundle with: the running release, the boot's slot state,
+    the slot this boot started."""
+
+    running: Release
+    slots: BootSlots
+    booted: str
 
 
 @dataclass(frozen=True)
@@ -51,19 +62,14 @@ def compatible_of(conf: Path = SYSTEM_CONF) -> str:
 
 
 def check_bundle(
-    bundle: Path,
-    *,
-    running: Release,
-    slots: BootSlots,
-    booted: str,
-    conf: Path = SYSTEM_CONF,
-    force: bool = False,
+    bundle: Path, unit: Unit, *, conf: Path = SYSTEM_CONF, force: bool = False
 ) -> BundleInfo:
     """Every check before writing; :class:`UpdateRefused` with the reason when one fails."""
-    if booted != slots.committed:
+    running = unit.running
+    if unit.booted != unit.slots.committed:
         raise UpdateRefused(
             "trial",
-            f"this boot is a try of slot {booted}; wait until it is committed or rolled back",
+            f"this boot is a try of slot {unit.booted}; wait until it is committed or rolled back",
         )
     info = read_info(bundle, conf=conf)
     ours = compatible_of(conf)
@@ -84,23 +90,25 @@ def check_bundle(
 
 def install(
     bundle: Path,
+    unit: Unit,
     *,
-    running: Release,
-    slots: BootSlots,
-    booted: str,
     conf: Path = SYSTEM_CONF,
     force: bool = False,
     progress: Callable[[str], None] = log.info,
+    note: Callable[[str, str | None], None] = note_release,
 ) -> Installed:
     started = time.monotonic()
-    info = check_bundle(bundle, running=running, slots=slots, booted=booted, conf=conf, force=force)
+    info = check_bundle(bundle, unit, conf=conf, force=force)
     progress(f"{bundle.name}: release {info.release} for {info.compatible}: checked; writing")
+    other = next(slot for slot in SLOTS if slot != unit.booted)
+    note(other, None)  # being written: it holds nothing usable until RAUC is done
     done = subprocess.run(
         [RAUC, "install", str(bundle)], capture_output=True, text=True, check=False
     )
     if done.returncode != 0:
         tail = (done.stderr.strip() or done.stdout.strip()).splitlines()[-1:] or ["no message"]
         raise UpdateError(f"rauc install failed: {tail[0]}")
+    note(other, str(info.release))
     return Installed(info, time.monotonic() - started)
 
 

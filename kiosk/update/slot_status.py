@@ -1,15 +1,18 @@
 """What each slot holds and how the last try went: ``kiosk update status``, ``kiosk doctor``
 and the heartbeat to the clinic server (its kiosks page) all show this.
 
-The booted slot's release is its own ``/etc/onshi-release``; the other slot's is what RAUC
-recorded when it installed a bundle there (its status file on the data partition). A slot
-nothing was ever installed into (slot B of a new unit) has no release.
+The booted slot's release is its own ``/etc/onshi-release``. The other slot's is what the
+unit noted on the data partition (``/data/update/slots.json``) when it last booted that slot or
+wrote a bundle into it (a slot being written is noted as holding nothing until the write ends),
+or else what RAUC recorded when it installed there. A slot nothing was ever installed into
+(slot B of a new unit) has no release.
 """
 
 from __future__ import annotations
 
 import configparser
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,7 @@ from kiosk.update.release import RELEASE_FILE, Release, read_release
 from kiosk.update.trial import HISTORY, booted_slot, last_outcome
 
 RAUC_STATUS = Path("/data/update/rauc/central.raucs")
+SLOT_NOTES = Path("/data/update/slots.json")
 #: system.conf's slot of each boot name
 RAUC_SLOT = {"A": "slot.rootfs.0", "B": "slot.rootfs.1"}
 
@@ -42,6 +46,29 @@ def installed_releases(status_file: Path = RAUC_STATUS) -> dict[str, str]:
     return found
 
 
+def noted_releases(notes: Path = SLOT_NOTES) -> dict[str, str | None]:
+    try:
+        found = json.loads(notes.read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(found, dict):
+        return {}
+    return {k: v for k, v in found.items() if k in SLOTS and (v is None or isinstance(v, str))}
+
+
+def note_release(slot: str, release: str | None, notes: Path = SLOT_NOTES) -> None:
+    """What ``slot`` holds now (None: nothing usable, it is being written); synced."""
+    found = noted_releases(notes)
+    found[slot] = release
+    notes.parent.mkdir(parents=True, exist_ok=True)
+    partial = notes.with_name(notes.name + ".new")
+    with partial.open("w") as f:
+        json.dump(found, f)
+        f.flush()
+        os.fsync(f.fileno())
+    partial.replace(notes)
+
+
 def describe(
     store: SlotStore | None = None,
     *,
@@ -49,6 +76,7 @@ def describe(
     release_file: Path = RELEASE_FILE,
     status_file: Path = RAUC_STATUS,
     history: Path = HISTORY,
+    notes: Path = SLOT_NOTES,
 ) -> dict[str, Any]:
     if store is None:
         from kiosk.update.cli import open_store
@@ -56,7 +84,7 @@ def describe(
         _kind, store = open_store()
     slots: BootSlots = store.load()
     booted = booted_slot(cmdline)
-    releases = installed_releases(status_file)
+    releases: dict[str, str | None] = {**installed_releases(status_file), **noted_releases(notes)}
     releases[booted] = str(read_release(release_file))
     last = last_outcome(history)
     described: dict[str, Any] = {

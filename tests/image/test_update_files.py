@@ -72,6 +72,7 @@ def test_the_update_units_are_installed_and_the_confirm_never_holds_up_the_boot(
     assert unit["Service"]["Type"] == "exec"
     assert "kiosk update confirm --within" in unit["Service"]["ExecStart"]
     assert "rauc" in builder.PACKAGES_COMMON
+    assert "rauc-service" in builder.PACKAGES_COMMON  # rauc install talks to it over D-Bus
     assert "squashfs-tools" in builder.PACKAGES_COMMON  # the payload read before writing
 
 

@@ -4,26 +4,33 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from kiosk.errors import UpdateRefused
 from kiosk.update.boot_slots import BootSlots
 from kiosk.update.bundles import check_payload, read_info
-from kiosk.update.install import check_bundle
+from kiosk.update.install import Unit, check_bundle
 from kiosk.update.release import Release
 from tests.kiosk.update.conftest import Keys, MakeBundle
 
 RUNNING = Release((0, 1, 0), 1000)
+COMMITTED_A = BootSlots("A")
 
 
-def check(bundle: Path, conf: Path, **kwargs: object) -> object:
-    options: dict[str, object] = {"running": RUNNING, "slots": BootSlots("A"), "booted": "A"}
-    options.update(kwargs)
-    return check_bundle(bundle, conf=conf, **options)  # type: ignore[arg-type]
+def check(
+    bundle: Path,
+    conf: Path,
+    *,
+    slots: BootSlots = COMMITTED_A,
+    booted: str = "A",
+    force: bool = False,
+) -> object:
+    return check_bundle(bundle, Unit(RUNNING, slots, booted), conf=conf, force=force)
 
 
-def refused(bundle: Path, conf: Path, **kwargs: object) -> UpdateRefused:
+def refused(bundle: Path, conf: Path, **kwargs: Any) -> UpdateRefused:
     with pytest.raises(UpdateRefused) as caught:
         check(bundle, conf, **kwargs)
     return caught.value
@@ -78,6 +85,18 @@ def test_a_bundle_whose_payload_was_changed_is_refused_before_anything_is_writte
     with pytest.raises(UpdateRefused, match="not what was signed") as caught:
         check_payload(damaged, info)
     assert caught.value.reason == "signature"
+
+
+def test_a_bundle_without_its_signature_is_refused(
+    make_bundle: MakeBundle, system_conf: Path, tmp_path: Path
+) -> None:
+    data = make_bundle("to-strip").read_bytes()
+    size = int.from_bytes(data[-8:], "big")  # the signature's size closes a bundle
+    stripped = tmp_path / "unsigned.raucb"
+    stripped.write_bytes(data[: len(data) - size - 8] + bytes(8))
+    error = refused(stripped, system_conf)
+    assert error.reason == "signature"
+    assert "Signature size is 0" in str(error)
 
 
 def test_a_file_that_is_no_bundle_is_refused(system_conf: Path, tmp_path: Path) -> None:

@@ -152,3 +152,32 @@ def test_kiosk_doctor_shows_the_slots_and_warns_after_a_roll_back() -> None:
     assert "rolled back" in finding.advice
     trying = check_updates(lambda: {**base, "booted": "B", "last_try": None})
     assert trying.state.value == "warning"
+
+
+def test_a_slot_keeps_its_release_once_the_other_is_booted_and_forgets_it_while_written(
+    tmp_path: Path,
+) -> None:
+    from kiosk.update.slot_status import note_release
+
+    env = tmp_path / "bootslot.env"
+    env.write_bytes(load_builder().grub_env_block({"ONSHI_SLOT": "B", "ONSHI_TRY": ""}))
+    cmdline = tmp_path / "cmdline"
+    cmdline.write_text("rauc.slot=B\n")
+    release = tmp_path / "onshi-release"
+    release.write_text(render_release("0.2.0", 2000))
+    notes = tmp_path / "slots.json"
+    note_release("A", "0.1.0 (build 1000)", notes)  # noted when A was booted
+
+    def status() -> dict[str, object]:
+        return describe(
+            GrubEnvironment(env),
+            cmdline=cmdline,
+            release_file=release,
+            status_file=tmp_path / "none.raucs",
+            history=tmp_path / "none.jsonl",
+            notes=notes,
+        )["slots"]  # type: ignore[return-value]
+
+    assert status()["A"] == {"release": "0.1.0 (build 1000)", "state": "bad"}  # type: ignore[index]
+    note_release("A", None, notes)  # a bundle is being written into A
+    assert status()["A"] == {"release": None, "state": "bad"}  # type: ignore[index]
