@@ -1,7 +1,8 @@
 """The try of a new slot: committed when the kiosk proves itself, else rolled back.
 
 ``kiosk update confirm`` runs at every boot (onshi-update-confirm.service). On a boot of the
-committed slot it has nothing to do. On the boot that tries a slot, it waits up to ``within``
+committed slot it only notes the slot's release. On the boot that tries a slot, it waits up to
+``within``
 seconds for the kiosk to be READY (its unit active: the kiosk sends READY=1 once its screen,
 reader and identity are up) and for ``kiosk doctor`` to find nothing failed in the slot
 itself; then the slot is committed (``rauc status mark-good booted``). Otherwise it is marked
@@ -10,7 +11,7 @@ forgotten before this boot began. Either way the outcome is written to the data 
 update history (the unit's doctor and its heartbeat to the clinic server show it) and to the
 journal (``UPDATE_OUTCOME``).
 
-:func:`decide` is the rule, pure; :func:`confirm` runs it against the unit.
+:func:`decide` is the rule, pure; ``kiosk.update.cli.run_confirm`` runs it against the unit.
 """
 
 from __future__ import annotations
