@@ -84,6 +84,21 @@ class SlotStore(Protocol):
     def save(self, slots: BootSlots) -> None: ...
 
 
+#: Where each kind of unit keeps it: the amd64 image's GRUB block on the boot partition, the
+#: Raspberry Pi's autoboot.txt on its first partition
+GRUB_ENV = Path("/boot/firmware/EFI/onshi/bootslot.env")
+PI_AUTOBOOT = Path("/boot/autoboot")
+
+
+def open_store() -> tuple[str, SlotStore]:
+    """Where this unit's boot reads the A/B state: ``("pi", ...)`` or ``("grub", ...)``."""
+    if (PI_AUTOBOOT / "autoboot.txt").exists():
+        return "pi", PiAutoboot(PI_AUTOBOOT)
+    if GRUB_ENV.exists():
+        return "grub", GrubEnvironment(GRUB_ENV)
+    raise BootSlotError(f"no A/B boot here: neither {PI_AUTOBOOT}/autoboot.txt nor {GRUB_ENV}")
+
+
 # --- GRUB's environment block (the amd64 image) ----------------------------------------------
 
 ENV_BLOCK_SIZE = 1024

@@ -14,6 +14,7 @@ import hashlib
 import json
 import subprocess
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from kiosk.errors import UpdateError, UpdateRefused
@@ -96,7 +97,7 @@ def check_payload(bundle: Path, info: BundleInfo) -> None:
             stderr=subprocess.PIPE,
         ) as reader:
             assert reader.stdout is not None
-            for block in iter(lambda: reader.stdout.read(1 << 20), b""):  # type: ignore[union-attr]
+            for block in iter(partial(reader.stdout.read, 1 << 20), b""):
                 digest.update(block)
                 size += len(block)
             errors = reader.stderr.read().decode(errors="replace") if reader.stderr else ""

@@ -23,15 +23,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from kiosk.config import DEFAULT_CONFIG
+from kiosk.update.boot_slots import open_store
 
-if TYPE_CHECKING:
-    from kiosk.update.boot_slots import SlotStore
-
-GRUB_ENV = Path("/boot/firmware/EFI/onshi/bootslot.env")
-PI_AUTOBOOT = Path("/boot/autoboot")
 EXIT_REFUSED = 3
 
 
@@ -59,18 +54,6 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     backend.add_argument("slot", nargs="?")
     backend.add_argument("state", nargs="?", choices=("good", "bad"))
     backend.set_defaults(handler=run_backend)
-
-
-def open_store() -> tuple[str, SlotStore]:
-    """Where this unit's boot reads the A/B state: ``("pi", ...)`` or ``("grub", ...)``."""
-    from kiosk.errors import BootSlotError
-    from kiosk.update.boot_slots import GrubEnvironment, PiAutoboot
-
-    if (PI_AUTOBOOT / "autoboot.txt").exists():
-        return "pi", PiAutoboot(PI_AUTOBOOT)
-    if GRUB_ENV.exists():
-        return "grub", GrubEnvironment(GRUB_ENV)
-    raise BootSlotError(f"no A/B boot here: neither {PI_AUTOBOOT}/autoboot.txt nor {GRUB_ENV}")
 
 
 def _say(text: str) -> None:

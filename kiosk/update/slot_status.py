@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from kiosk.errors import UpdateError
-from kiosk.update.boot_slots import SLOTS, BootSlots, SlotStore
+from kiosk.update.boot_slots import SLOTS, BootSlots, SlotStore, open_store
 from kiosk.update.release import RELEASE_FILE, Release, read_release
 from kiosk.update.trial import HISTORY, booted_slot, last_outcome
 
@@ -79,8 +79,6 @@ def describe(
     notes: Path = SLOT_NOTES,
 ) -> dict[str, Any]:
     if store is None:
-        from kiosk.update.cli import open_store
-
         _kind, store = open_store()
     slots: BootSlots = store.load()
     booted = booted_slot(cmdline)

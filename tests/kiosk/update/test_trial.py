@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from contract.self_check import failed, ok, warning
-from kiosk.update import cli, trial
+from kiosk.update import boot_slots, cli, trial
 from kiosk.update.boot_slots import BootSlots, GrubEnvironment
 from kiosk.update.release import read_release, render_release
 from kiosk.update.slot_status import describe
@@ -63,8 +63,8 @@ def test_the_booted_slot_comes_from_the_kernel_command_line(tmp_path: Path) -> N
 def grub_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "bootslot.env"
     path.write_bytes(load_builder().grub_env_block({"ONSHI_SLOT": "A", "ONSHI_TRY": ""}))
-    monkeypatch.setattr(cli, "GRUB_ENV", path)
-    monkeypatch.setattr(cli, "PI_AUTOBOOT", tmp_path / "no-pi")
+    monkeypatch.setattr(boot_slots, "GRUB_ENV", path)
+    monkeypatch.setattr(boot_slots, "PI_AUTOBOOT", tmp_path / "no-pi")
     return path
 
 
