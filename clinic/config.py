@@ -114,7 +114,7 @@ class ServerConfig:
     national_failure_rate: float = 0.0
     national_down: bool = False
     db_pool_size: int = 4
-    #: staff passwords hashed at once (64 MiB each); more login attempts get 429 at once
+    #: staff passwords hashed at once (64 MiB and one core each); more attempts get 429 at once
     login_hash_concurrency: int = 1
     log_level: str = "info"
     #: extra modules whose ``EXTENSION`` is loaded (see ``clinic.extensions``)

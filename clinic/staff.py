@@ -1,11 +1,12 @@
 """Staff accounts and dashboard sessions.
 
-Passwords are stored as argon2id hashes (memory-hard; argon2-cffi's RFC 9106 low-memory
-profile, 64 MiB each). There is no default password: ``clinic-server init`` and ``staff add``
-ask for one. Wrong passwords slow down the address they come from (``clinic.login_throttle``),
-never lock an account for everyone. At most ``hash_concurrency`` passwords are hashed at once,
-on threads of their own at a lower CPU priority than the kiosk API; an attempt beyond that is
-refused at once (the dashboard answers 429), as is a throttled one, without hashing anything.
+Passwords are stored as argon2id hashes (memory-hard: RFC 9106's low-memory profile, 64 MiB
+and 3 passes, computed in one lane so that one hash takes one core, about 0.2 s). There is no
+default password: ``clinic-server init`` and ``staff add`` ask for one. Wrong passwords slow
+down the address they come from (``clinic.login_throttle``), never lock an account for
+everyone. At most ``hash_concurrency`` passwords are hashed at once, on threads of their own
+at a lower CPU priority than the kiosk API; an attempt beyond that is refused at once (the
+dashboard answers 429), as is a throttled one, without hashing anything.
 
 A session is a random token in a cookie; the database keeps only its SHA-256, so a copy of the
 database does not let anyone in. Sessions end after ``idle_timeout_s`` without use and after
@@ -34,8 +35,12 @@ from clinic.login_throttle import LoginThrottle
 from clinic.storage import Database
 
 MIN_PASSWORD_LENGTH = 10
-#: Password hashes computed at once (each takes 64 MiB and most of a core for ~0.1 s).
+#: Password hashes computed at once (each takes 64 MiB and one core for ~0.2 s).
 HASH_CONCURRENCY = 1
+#: argon2 lanes per hash. One lane: a hash runs on one core, so a flood of guesses can take at
+#: most one core, at the lowest priority, and leaves the other to the kiosks. (Four lanes ran on
+#: both cores of a small server; the guesser's cost per guess is the same, memory x passes.)
+HASH_LANES = 1
 #: How much lower the hashing threads' CPU priority is (nice) than the event loop's.
 HASH_NICENESS = 19
 #: Retry-After when every hashing slot is busy.
@@ -95,7 +100,7 @@ class StaffAccounts:
     ) -> None:
         self._db = db
         self._clock = clock
-        self._hasher = hasher or PasswordHasher()
+        self._hasher = hasher or PasswordHasher(parallelism=HASH_LANES)
         self.idle_timeout_s = idle_timeout_s
         self.absolute_timeout_s = absolute_timeout_s
         self._dummy_hash: str | None = None

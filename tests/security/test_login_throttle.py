@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 
 from clinic.login_throttle import (
     FORGET_AFTER_S,
@@ -248,6 +249,28 @@ def test_a_successful_login_is_not_counted_against_its_address(clinic):
             assert outcome(answer) == "ok"
             desk.cookies.clear()
             csrf = login_csrf(desk)
+
+
+def test_a_password_hash_takes_one_core_and_older_hashes_are_renewed_at_login(clinic):
+    """A hash runs in one argon2 lane (one core); a four-lane hash stored by an earlier release
+    still logs in, and is replaced by a one-lane hash of the same cost on the way."""
+    staff = clinic.context.staff
+    staff.add("lanes", "a long enough password")
+    assert "$m=65536,t=3,p=1$" in _stored_hash(clinic, "lanes")
+    with clinic.context.db.transaction(write=True) as tx:
+        tx.execute(
+            "UPDATE staff SET password_hash = ? WHERE username = ?",
+            (PasswordHasher(parallelism=4).hash("a long enough password"), "lanes"),
+        )
+    assert staff.login("127.0.0.7", "lanes", "a long enough password").ok
+    assert "$m=65536,t=3,p=1$" in _stored_hash(clinic, "lanes")
+
+
+def _stored_hash(clinic: Clinic, username: str) -> str:
+    with clinic.context.db.transaction() as tx:
+        row = tx.one("SELECT password_hash FROM staff WHERE username = ?", (username,))
+    assert row is not None
+    return str(row["password_hash"])
 
 
 # --- the rules, on a database of their own, with a clock the test moves --------------------
