@@ -18,10 +18,11 @@ time, not the staff member at another desk. The state lives in the database (tab
 An attempt is *reserved* before its password is hashed: it counts as a failure from the
 start, in the same transaction that checked the wait, so concurrent requests cannot all slip
 through; a success gives the reservation back. A throttled attempt hashes nothing. Each server
-also remembers the waits it has refused an address for (``known_wait``), so an address that
-keeps knocking while it must wait is answered from memory, on the event loop, without a
-database transaction; an address's wait only ends by running out (a success from the same
-address, which gives a reservation back, updates the memory too).
+also remembers the waits it has refused an address for (``known_wait``): the address's own,
+and the account's wait on that address for that user name. An address that keeps knocking
+while it must wait is answered from memory, on the event loop, without a database
+transaction. A wait only ends by running out; a success gives back what it changes (the
+address's reservation, the account's count) in memory too.
 IPv6 addresses count per /64 (one machine usually has a whole /64).
 """
 
@@ -118,36 +119,48 @@ class LoginThrottle:
         self.address_delays = address_delays
         self.account_delays = account_delays
         self.forget_after_s = forget_after_s
-        self._waits: dict[str, float] = {}
+        #: (address, "") -> when the address may try again; (address, username) -> when it
+        #: may try that user name again (the account's wait on an address that failed)
+        self._waits: dict[tuple[str, str], float] = {}
         self._waits_lock = threading.Lock()
 
-    def known_wait(self, address: str) -> float:
+    def known_wait(self, address: str, username: str = "") -> float:
         """Seconds the address must still wait, as far as this server knows (0: ask ``reserve``)."""
+        keys = [(address, "")] + ([(address, username)] if username else [])
+        now = self._clock()
+        longest = max(self.address_delays.max_delay_s, self.account_delays.max_delay_s)
+        wait = 0.0
         with self._waits_lock:
-            until = self._waits.get(address)
-            if until is None:
-                return 0.0
-            wait = until - self._clock()
-            if wait > self.address_delays.max_delay_s:  # the clock was set back: ask again
-                del self._waits[address]
-                return 0.0
-        return max(0.0, wait)
+            for key in keys:
+                until = self._waits.get(key)
+                if until is None:
+                    continue
+                if until - now > longest:
+                    del self._waits[key]  # the clock was set back: ask again
+                    continue
+                wait = max(wait, until - now)
+        return wait
 
-    def _remember(self, address: str, until: float, now: float) -> None:
+    def _remember(self, key: tuple[str, str], until: float, now: float) -> None:
         with self._waits_lock:
             if until <= now:
-                self._waits.pop(address, None)
+                self._waits.pop(key, None)
                 return
             if len(self._waits) >= REMEMBERED_WAITS:
-                self._waits = {a: u for a, u in self._waits.items() if u > now}
+                self._waits = {k: u for k, u in self._waits.items() if u > now}
                 if len(self._waits) >= REMEMBERED_WAITS:
                     self._waits.pop(next(iter(self._waits)))
-            self._waits[address] = until
+            self._waits[key] = until
+
+    def _forget_account(self, username: str) -> None:
+        with self._waits_lock:
+            for key in [k for k in self._waits if k[1] == username]:
+                del self._waits[key]
 
     def reserve(self, address: str, username: str) -> float | None:
         """None: go ahead (the attempt counts as failed until ``succeeded``); else the wait."""
         now = self._clock()
-        known = self.known_wait(address)
+        known = self.known_wait(address, username)
         if known > 0:
             return known
         with self._db.transaction(write=True) as tx:
@@ -167,7 +180,8 @@ class LoginThrottle:
                     ),
                 )
             if wait > 0:
-                self._remember(address, by_address.blocked_until, now)
+                self._remember((address, ""), by_address.blocked_until, now)
+                self._remember((address, username), now + wait, now)
                 return wait
             tx.execute(
                 "DELETE FROM login_throttle WHERE last_failure < ?", (now - self.forget_after_s,)
@@ -189,10 +203,11 @@ class LoginThrottle:
                 last = float(row["last_failure"])
                 self._save(tx, ADDRESS, address, failures, last, self.address_delays)
                 until = blocked_until(last, failures, self.address_delays)
-                self._remember(address, until, self._clock())
+                self._remember((address, ""), until, self._clock())
             tx.execute(
                 "DELETE FROM login_throttle WHERE scope = ? AND subject = ?", (ACCOUNT, username)
             )
+        self._forget_account(username)
 
     def _state(self, tx: Transaction, scope: str, subject: str, now: float) -> _State:
         row = tx.one(

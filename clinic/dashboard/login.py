@@ -131,7 +131,8 @@ class Sessions:
         password = form.get("password", "")[:1024]
         staff = self.context.staff
         address = address_key(request.client.host if request.client else None)
-        known_wait = staff.throttle.known_wait(address)  # from memory: no thread, no database
+        # from memory: no thread, no database
+        known_wait = staff.throttle.known_wait(address, username)
         if known_wait > 0:
             attempt = LoginAttempt("throttled", known_wait)
         else:

@@ -322,6 +322,28 @@ def test_an_account_guessed_from_many_addresses_slows_them_but_not_a_clean_addre
     assert rules.reserve("192.0.2.0", "admin") is None, "a success clears the account's count"
 
 
+def test_an_accounts_wait_is_answered_from_memory_for_that_user_name_only(throttle, monkeypatch):
+    """Once refused for an account's wait, an address knocking again on that user name costs
+    no database transaction (a flood would otherwise lock the throttle's table per guess)."""
+    rules, _clock = throttle
+    for n in range(10):
+        assert rules.reserve(f"192.0.2.{n}", "admin") is None
+    first = rules.reserve("192.0.2.0", "admin")
+    assert first is not None
+    assert rules.known_wait("192.0.2.0") == 0.0, "the address's own failures cost nothing yet"
+    assert rules.known_wait("192.0.2.0", "admin") == pytest.approx(first)
+
+    def no_database(**_kwargs):
+        raise AssertionError("the database was asked")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(rules._db, "transaction", no_database)
+        assert rules.reserve("192.0.2.0", "admin") == pytest.approx(first)
+    assert rules.reserve("192.0.2.0", "nurse") is None, "another user name is not held up"
+    rules.succeeded("198.51.100.7", "admin")
+    assert rules.known_wait("192.0.2.0", "admin") == 0.0, "a success clears the account's wait"
+
+
 def test_a_success_gives_the_reservation_back(throttle):
     rules, _clock = throttle
     for _ in range(20):
