@@ -450,7 +450,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="instead: one kiosk's latency quiet and during a password-guessing flood",
     )
     bench.add_argument(
-        "--rounds", type=int, default=2, metavar="N", help="login-flood rounds (default 2)"
+        "--rounds", type=int, default=2, metavar="N", help="login-flood rounds, 1-10 (default 2)"
     )
     bench.add_argument(
         "--receipt-files",
