@@ -26,8 +26,11 @@ from typing import Literal
 import httpx
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+
+from clinic.crl_store import CrlStore, StoredCrl, issuer_key
+from clinic.errors import StorageError
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +145,7 @@ class JpkiTrust:
         self._crls: dict[bytes, CrlState] = {}  # CA subject DER -> CRL
         self._chain_cache: dict[bytes, x509.Certificate | None] = {}
         self._lock = threading.Lock()
+        self._store: CrlStore | None = None
         #: The last refresh problem, shown on the dashboard; None when all went well.
         self.last_error: str | None = None
 
@@ -202,6 +206,10 @@ class JpkiTrust:
     def crl_status(self) -> list[CrlState]:
         return list(self._crls.values())
 
+    def share_through(self, store: CrlStore) -> None:
+        """Store the CRLs this instance fetches, and take newer ones other instances stored."""
+        self._store = store
+
     def refresh(self, now: dt.datetime | None = None) -> None:
         """Fetch every CRL source again; keep the old CRL of a source that fails."""
         now = now or dt.datetime.now(dt.UTC)
@@ -209,13 +217,49 @@ class JpkiTrust:
         for source in self._crl_sources:
             try:
                 data = self._fetch(source)
-                self._install(source, data, now)
+                ca, state, der = self._install(source, data, now)
             except (OSError, ValueError, httpx.HTTPError) as exc:
                 errors.append(f"{source}: {exc}")
                 log.warning("CRL refresh failed for %s: %s", source, exc)
+                continue
+            self._share(ca, state, der, now)
         self.last_error = "; ".join(errors) or None
+        self.load_shared(now)
 
-    def _install(self, source: str, data: bytes, now: dt.datetime) -> None:
+    def load_shared(self, now: dt.datetime | None = None) -> None:
+        """Put in force the stored CRLs that are newer than ours (``clinic.crl_store``)."""
+        if self._store is None:
+            return
+        now = now or dt.datetime.now(dt.UTC)
+        with self._lock:
+            in_force = {issuer_key(k): s.this_update.timestamp() for k, s in self._crls.items()}
+        configured = {issuer_key(ca.subject.public_bytes()) for ca in self._cas}
+        try:
+            stored = self._store.newer_than(in_force)
+        except StorageError as exc:
+            log.warning("the CRLs other instances stored cannot be read: %s", exc)
+            return
+        for crl in stored:
+            if crl.issuer not in configured:
+                continue
+            try:
+                self._install(crl.source, crl.der, now)
+            except ValueError as exc:
+                log.warning("a CRL stored in the database was refused: %s", exc)
+
+    def _share(self, ca: bytes, state: CrlState, der: bytes, now: dt.datetime) -> None:
+        if self._store is None:
+            return
+        crl = StoredCrl(issuer_key(ca), state.this_update.timestamp(), der, state.source)
+        try:
+            self._store.save(crl, now=now.timestamp())
+        except StorageError as exc:
+            log.warning(
+                "the CRL from %s could not be stored for other instances: %s", state.source, exc
+            )
+
+    def _install(self, source: str, data: bytes, now: dt.datetime) -> tuple[bytes, CrlState, bytes]:
+        """Check a CRL and put it in force: its CA's subject (DER), its state, its DER."""
         crl = (
             x509.load_pem_x509_crl(data)
             if data.lstrip().startswith(b"-----")
@@ -236,12 +280,13 @@ class JpkiTrust:
                 source=source,
                 loaded_at=now,
             )
+            subject = ca.subject.public_bytes()
             with self._lock:
-                old = self._crls.get(ca.subject.public_bytes())
+                old = self._crls.get(subject)
                 if old is not None and old.this_update > state.this_update:
                     raise ValueError("CRL is older than the one in force")
-                self._crls[ca.subject.public_bytes()] = state
-            return
+                self._crls[subject] = state
+            return subject, state, crl.public_bytes(serialization.Encoding.DER)
         raise ValueError("CRL issuer is not a configured JPKI CA")
 
 

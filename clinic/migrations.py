@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from clinic.button import BUTTON_SCHEMA
+from clinic.crl_store import CRL_SCHEMA
 from clinic.devices import REPLAY_SCHEMA
 from clinic.extensions import Extension
 from clinic.instances import INSTANCES_SCHEMA
@@ -50,6 +51,7 @@ def server_schemas(extensions: Sequence[Extension] = ()) -> list[Schema]:
         INSTANCES_SCHEMA,
         RECEIPT_FILES_SCHEMA,
         STAFF_CALLS_SCHEMA,
+        CRL_SCHEMA,
         *(e.schema for e in extensions if e.schema is not None),
     ]
 

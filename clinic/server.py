@@ -40,6 +40,7 @@ from clinic.at_rest import RecordCipher, Retention
 from clinic.button import ButtonPolicy, StaffButton
 from clinic.config import ServerConfig
 from clinic.context import ClinicContext
+from clinic.crl_store import CrlStore, keep_current
 from clinic.dashboard.app import create_staff_app
 from clinic.devices import DeviceRegistry
 from clinic.eligibility import EligibilityService
@@ -129,6 +130,7 @@ def build_context(
         device_ca = x509.load_pem_x509_certificate(config.paths.device_ca.read_bytes())
         if trust is None:
             trust = JpkiTrust.from_files(config.jpki_ca_files, config.jpki_crl_sources)
+            trust.share_through(CrlStore(db))  # what other instances fetched (crl_store)
             trust.refresh()
         events = EventHub()
         connector = connector or build_connector(config, db)
@@ -417,13 +419,10 @@ class ClinicServer:
             listener.should_exit = True
 
     async def _refresh_crls(self) -> None:
-        interval = max(0.5, self.config.crl_refresh_s)
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.context.run(self.context.trust.refresh)
-            except Exception:
-                log.exception("CRL refresh failed")
+        trust = self.context.trust
+        await keep_current(
+            trust.refresh, trust.load_shared, self.context.run, self.config.crl_refresh_s
+        )
 
     async def _write_receipt_files(self) -> None:
         await _receipt_files_loop(self.context)

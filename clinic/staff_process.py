@@ -34,6 +34,7 @@ import time
 from typing import Any
 
 from clinic.config import ServerConfig
+from clinic.crl_store import keep_current
 from clinic.events import Event, EventHub
 from clinic.times import configure_logging
 
@@ -216,12 +217,8 @@ async def _serve_staff(config: ServerConfig, listen: socket.socket, channel: soc
         writer.write(_line({"ready": True}))
 
     async def refresh_crls() -> None:  # the kiosks page shows the CRLs' state
-        while True:
-            await asyncio.sleep(max(0.5, config.crl_refresh_s))
-            try:
-                await context.run(context.trust.refresh)
-            except Exception:
-                log.exception("CRL refresh failed")
+        trust = context.trust
+        await keep_current(trust.refresh, trust.load_shared, context.run, config.crl_refresh_s)
 
     tasks = [asyncio.create_task(job()) for job in (from_parent, announce, refresh_crls)]
     try:
