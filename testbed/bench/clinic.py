@@ -31,9 +31,11 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from testbed.bench import cpu_share
 
 WARMUP_VERIFICATIONS = 3
 START_DELAY_S = 1.5
@@ -51,6 +53,9 @@ class BenchResult:
     p90_ms: float
     p99_ms: float
     max_ms: float
+    #: CPU ms per verification of the server, the database and the kiosks, and how busy the
+    #: machine was (testbed.bench.cpu_share); empty where /proc cannot tell
+    cpu: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -311,14 +316,40 @@ def _worker(job: _WorkerJob) -> tuple[list[float], int]:
     return latencies, errors
 
 
-def _ready(_: int) -> bool:
-    """Run in each client process before the clock starts: spawned, and its imports done."""
+def _ready(_: int) -> int:
+    """Run in each client process before the clock starts: spawned, and its imports done;
+    the process id (its CPU time is the kiosks' share)."""
     import cryptography.hazmat.primitives.asymmetric.rsa  # noqa: F401
 
     import kiosk.clinic_client  # noqa: F401
 
     time.sleep(0.2)  # long enough that each process takes one
-    return True
+    return os.getpid()
+
+
+class _CpuWindow:
+    """Snapshots of each party's CPU time at the start and the end of the measured window."""
+
+    def __init__(self, parties: dict[str, list[int]], start_at: float, seconds: float) -> None:
+        self._parties = parties
+        self._snapshots: list[cpu_share.CpuSnapshot] = []
+        self._thread = threading.Thread(
+            target=self._run, args=(start_at, seconds), name="bench-cpu", daemon=True
+        )
+        if parties and cpu_share.available():
+            self._thread.start()
+
+    def _run(self, start_at: float, seconds: float) -> None:
+        for moment in (start_at, start_at + seconds):
+            time.sleep(max(0.0, moment - time.time()))
+            self._snapshots.append(cpu_share.snapshot(self._parties))
+
+    def figures(self, verifications: int) -> dict[str, float]:
+        if self._thread.ident is None:
+            return {}
+        self._thread.join()
+        before, after = self._snapshots
+        return cpu_share.share(before, after, verifications)
 
 
 def _measure(
@@ -329,6 +360,7 @@ def _measure(
     kiosks: int,
     seconds: float,
     processes: int,
+    parties: dict[str, list[int]],
 ) -> BenchResult:
     devices = sorted(str(p) for p in (setup.root / "devices").glob("bench-*[0-9].pem"))[:kiosks]
     served_by = {d: base_urls[i % len(base_urls)] for i, d in enumerate(devices)}
@@ -347,6 +379,7 @@ def _measure(
         for group in groups
         if group
     ]
+    window = _CpuWindow(parties, start_at, seconds)
     latencies: list[float] = []
     errors = 0
     for found, failed in pool.map(_worker, jobs):
@@ -365,7 +398,22 @@ def _measure(
         p90_ms=round(percentile(ms, 90), 2),
         p99_ms=round(percentile(ms, 99), 2),
         max_ms=round(ms[-1], 2) if ms else 0.0,
+        cpu=window.figures(len(latencies)),
     )
+
+
+def _parties(
+    servers: list[_ServerProcess], kiosk_pids: list[int], database: str | None
+) -> dict[str, list[int]]:
+    """The processes of each party: each server with its dashboard process, the database
+    server (PostgreSQL's processes; SQLite runs inside the server), the kiosks' processes."""
+    server_pids = [s.process.pid for s in servers]
+    for pid in list(server_pids):
+        server_pids += cpu_share.children_of(pid)
+    parties = {"server": server_pids, "kiosks": kiosk_pids}
+    if database:
+        parties["database"] = cpu_share.postgres_pids()
+    return parties
 
 
 def run_bench(
@@ -392,7 +440,9 @@ def run_bench(
             processes = 2
             context = multiprocessing.get_context("spawn")
             with concurrent.futures.ProcessPoolExecutor(processes, mp_context=context) as pool:
-                list(pool.map(_ready, range(processes)))  # no process start in the window
+                # no process start in the window
+                kiosk_pids = sorted(set(pool.map(_ready, range(processes))))
+                parties = _parties(servers, kiosk_pids, database) if cpu_share.available() else {}
                 for count in kiosks:
                     results.append(
                         _measure(
@@ -402,6 +452,7 @@ def run_bench(
                             kiosks=count,
                             seconds=seconds,
                             processes=min(processes, count),
+                            parties=parties,
                         )
                     )
         finally:
@@ -422,6 +473,17 @@ def print_table(results: list[BenchResult]) -> None:
             f"{r.instances:>4} {r.kiosks:>7} {r.per_second:>9.1f} {r.p50_ms:>8.2f} {r.p90_ms:>8.2f}"
             f" {r.p99_ms:>8.2f} {r.max_ms:>8.2f} {r.errors:>7}"
         )
+    if any(r.cpu for r in results):
+        print(f"CPU ms per verification (all {cpu} CPU(s) shared), and how busy the machine was")
+        print(
+            f"{'inst':>4} {'kiosks':>7} {'server':>8} {'database':>9} {'kiosks':>8} {'busy %':>7}"
+        )
+        for r in results:
+            database = f"{r.cpu['database_ms']:>9.2f}" if "database_ms" in r.cpu else f"{'(in)':>9}"
+            print(
+                f"{r.instances:>4} {r.kiosks:>7} {r.cpu.get('server_ms', 0):>8.2f} {database}"
+                f" {r.cpu.get('kiosks_ms', 0):>8.2f} {r.cpu.get('machine_busy_pct', 0):>7.1f}"
+            )
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -21,3 +21,9 @@ def test_two_instances_on_one_database_serve_every_kiosk(backend, capsys):
     assert figures["kiosks"] == 2
     assert figures["per_second"] > 0
     assert figures["errors"] == 0
+    # what each party spent per verification, read from /proc over the measured window
+    cpu = figures["cpu"]
+    assert cpu["server_ms"] > 0
+    assert cpu["kiosks_ms"] > 0
+    assert ("database_ms" in cpu) == (backend == "postgresql")
+    assert 0 < cpu["machine_busy_pct"] <= 100
