@@ -18,14 +18,20 @@ SECTOR = 512
 MIB = 1024 * 1024
 
 
-def load_builder() -> ModuleType:
-    """provisioning/build-image as a module (it is a script with no .py suffix)."""
-    loader = importlib.machinery.SourceFileLoader("build_image", str(PROVISIONING / "build-image"))
-    spec = importlib.util.spec_from_loader("build_image", loader)
+def load_script(name: str) -> ModuleType:
+    """A script of provisioning/ as a module (its file has no .py suffix)."""
+    module_name = name.replace("-", "_")
+    loader = importlib.machinery.SourceFileLoader(module_name, str(PROVISIONING / name))
+    spec = importlib.util.spec_from_loader(module_name, loader)
     assert spec is not None
     module = importlib.util.module_from_spec(spec)
     loader.exec_module(module)
     return module
+
+
+def load_builder() -> ModuleType:
+    """provisioning/build-image as a module."""
+    return load_script("build-image")
 
 
 @pytest.fixture(scope="session")
