@@ -31,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -328,21 +329,27 @@ def _ready(_: int) -> int:
 
 
 class _CpuWindow:
-    """Snapshots of each party's CPU time at the start and the end of the measured window."""
+    """Snapshots of each party's CPU time at the start and the end of the measured window.
 
-    def __init__(self, parties: dict[str, list[int]], start_at: float, seconds: float) -> None:
+    The processes are listed again at each snapshot: a database connection opened during the
+    window brings a new PostgreSQL process, all of whose time falls in the window."""
+
+    def __init__(
+        self, parties: Callable[[], dict[str, list[int]]] | None, start_at: float, seconds: float
+    ) -> None:
         self._parties = parties
         self._snapshots: list[cpu_share.CpuSnapshot] = []
         self._thread = threading.Thread(
             target=self._run, args=(start_at, seconds), name="bench-cpu", daemon=True
         )
-        if parties and cpu_share.available():
+        if parties is not None and cpu_share.available():
             self._thread.start()
 
     def _run(self, start_at: float, seconds: float) -> None:
+        assert self._parties is not None
         for moment in (start_at, start_at + seconds):
             time.sleep(max(0.0, moment - time.time()))
-            self._snapshots.append(cpu_share.snapshot(self._parties))
+            self._snapshots.append(cpu_share.snapshot(self._parties()))
 
     def figures(self, verifications: int) -> dict[str, float]:
         if self._thread.ident is None:
@@ -360,7 +367,7 @@ def _measure(
     kiosks: int,
     seconds: float,
     processes: int,
-    parties: dict[str, list[int]],
+    parties: Callable[[], dict[str, list[int]]] | None,
 ) -> BenchResult:
     devices = sorted(str(p) for p in (setup.root / "devices").glob("bench-*[0-9].pem"))[:kiosks]
     served_by = {d: base_urls[i % len(base_urls)] for i, d in enumerate(devices)}
@@ -404,16 +411,21 @@ def _measure(
 
 def _parties(
     servers: list[_ServerProcess], kiosk_pids: list[int], database: str | None
-) -> dict[str, list[int]]:
-    """The processes of each party: each server with its dashboard process, the database
-    server (PostgreSQL's processes; SQLite runs inside the server), the kiosks' processes."""
-    server_pids = [s.process.pid for s in servers]
-    for pid in list(server_pids):
-        server_pids += cpu_share.children_of(pid)
-    parties = {"server": server_pids, "kiosks": kiosk_pids}
-    if database:
-        parties["database"] = cpu_share.postgres_pids()
-    return parties
+) -> Callable[[], dict[str, list[int]]]:
+    """The processes of each party, listed when called: each server with its dashboard
+    process, the database server (PostgreSQL's processes; SQLite runs inside the server),
+    the kiosks' processes."""
+
+    def now() -> dict[str, list[int]]:
+        server_pids = [s.process.pid for s in servers]
+        for pid in list(server_pids):
+            server_pids += cpu_share.children_of(pid)
+        parties = {"server": server_pids, "kiosks": kiosk_pids}
+        if database:
+            parties["database"] = cpu_share.postgres_pids()
+        return parties
+
+    return now
 
 
 def run_bench(
@@ -442,7 +454,7 @@ def run_bench(
             with concurrent.futures.ProcessPoolExecutor(processes, mp_context=context) as pool:
                 # no process start in the window
                 kiosk_pids = sorted(set(pool.map(_ready, range(processes))))
-                parties = _parties(servers, kiosk_pids, database) if cpu_share.available() else {}
+                parties = _parties(servers, kiosk_pids, database)
                 for count in kiosks:
                     results.append(
                         _measure(
