@@ -1,0 +1,1 @@
+"""build-image's modules (stdlib only, like the script: it runs before any virtual environment)."""

@@ -1,0 +1,400 @@
+"""The Raspberry Pi image's pieces, made small: its layout, boot files, root files, emulation."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import stat
+import subprocess
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from tests.image.conftest import MIB, PROVISIONING, SECTOR, disk, fat
+
+DISK_ID = "6f6e7368"
+
+
+@pytest.fixture(scope="module")
+def pi(builder: ModuleType) -> ModuleType:
+    return builder.pi  # type: ignore[no-any-return]
+
+
+# --- running the root's programs -----------------------------------------------------------
+
+
+def test_a_foreign_roots_programs_run_under_proot_and_qemu_in_a_mount_namespace(
+    pi: ModuleType,
+) -> None:
+    argv = pi.root_command(Path("/r"), "arm64", ["python3", "-V"], host="amd64")
+    assert argv[:4] == ["unshare", "--mount", "--propagation", "private"]
+    assert argv[4:9] == ["proot", "-q", "qemu-aarch64-static", "-r", "/r"]
+    assert argv[-3:] == ["/", "python3", "-V"]
+    assert "/etc/resolv.conf" not in argv
+    online = pi.root_command(Path("/r"), "arm64", ["apt-get"], host="amd64", network=True)
+    assert "/etc/resolv.conf" in online
+
+
+def test_the_machines_own_architecture_runs_under_chroot(pi: ModuleType) -> None:
+    assert pi.root_command(Path("/r"), "amd64", ["ls"], host="amd64") == ["chroot", "/r", "ls"]
+    assert pi.root_command(Path("/r"), "arm64", ["ls"], host="arm64") == ["chroot", "/r", "ls"]
+    with pytest.raises(pi.BuildError, match="cannot run riscv64"):
+        pi.root_command(Path("/r"), "riscv64", ["ls"], host="amd64")
+
+
+@pytest.mark.parametrize(("arch", "system_site"), [("amd64", False), ("arm64", True)])
+def test_the_application_is_installed_with_the_roots_own_python(
+    builder: ModuleType,
+    pi: ModuleType,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    arch: str,
+    system_site: bool,
+) -> None:
+    calls: list[list[str]] = []
+
+    def record(*argv: Any, **_kwargs: Any) -> str:
+        calls.append([str(a) for a in argv])
+        return ""
+
+    monkeypatch.setattr(pi, "run", record)
+    monkeypatch.setattr(pi, "host_arch", lambda: "amd64")
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    (wheels / "pip-24.0-py3-none-any.whl").write_bytes(b"")
+    root = tmp_path / "root"
+    (root / "tmp").mkdir(parents=True)
+    builder.install_app(root, arch, wheels, 0, system_site=system_site)
+    assert len(calls) == 2
+    first = calls[0]
+    if arch == "amd64":
+        assert first[:2] == ["chroot", str(root)]
+    else:
+        assert first[4:7] == ["proot", "-q", "qemu-aarch64-static"]
+    assert ("--system-site-packages" in first) is system_site
+    assert not (root / "tmp/wheels").exists()
+
+
+# --- the layout --------------------------------------------------------------------------------
+
+
+def test_the_layout_is_seven_partitions_with_the_roots_and_data_in_the_extended_one(
+    pi: ModuleType,
+) -> None:
+    parts = pi.layout(65536, 524288, 5242880, 131072)
+    assert [p[0] for p in parts] == [1, 2, 3, 4, 5, 6, 7]
+    assert [p[3] for p in parts] == ["c", "c", "c", "5", "83", "83", "83"]
+    by_number = {number: (start, size) for number, start, size, _kind in parts}
+    assert by_number[1][0] == 2048
+    assert by_number[2][1] == by_number[3][1]  # boot A and B
+    assert by_number[5][1] == by_number[6][1]  # root A and B
+    ext_start, ext_size = by_number[4]
+    for number in (5, 6, 7):
+        start, size = by_number[number]
+        assert ext_start < start
+        assert start + size <= ext_start + ext_size
+    spans = sorted(v for k, v in by_number.items() if k != 4)
+    for (start, size), (following, _) in itertools.pairwise(spans):
+        assert start + size <= following  # no overlap
+        assert following % 2048 == 0
+
+
+def test_the_disk_has_autoboot_boot_a_root_a_and_data_where_the_table_says(
+    pi: ModuleType, tmp_path: Path
+) -> None:
+    pieces = {}
+    for name, mib, fill in (("autoboot", 1, 1), ("boot", 2, 2), ("root", 3, 5), ("data", 1, 7)):
+        pieces[name] = tmp_path / name
+        pieces[name].write_bytes(bytes([fill]) * mib * MIB)
+    out = tmp_path / "pi.img"
+    pi.assemble(out, f"0x{DISK_ID}", 4, *(pieces[n] for n in ("autoboot", "boot", "root", "data")))
+    dump = json.loads(
+        subprocess.run(["sfdisk", "-J", str(out)], capture_output=True, check=True).stdout
+    )["partitiontable"]
+    assert dump["id"] == f"0x{DISK_ID}"
+    table = {int(p["node"].rsplit("img", 1)[1]): p for p in dump["partitions"]}
+    assert sorted(table) == [1, 2, 3, 4, 5, 6, 7]
+    assert [table[n]["type"] for n in range(1, 8)] == ["c", "c", "c", "5", "83", "83", "83"]
+    assert table[5]["size"] == table[6]["size"] == 4 * MIB // SECTOR
+    with out.open("rb") as f:
+        for number, fill in ((1, 1), (2, 2), (3, 0), (5, 5), (6, 0), (7, 7)):
+            f.seek(table[number]["start"] * SECTOR + 4096)
+            assert f.read(1) == bytes([fill]), number
+    end = table[7]["start"] + table[7]["size"]
+    assert table[4]["start"] + table[4]["size"] == end
+    assert out.stat().st_size == (end + 2048) * SECTOR
+
+
+def test_a_root_bigger_than_its_slot_is_refused(pi: ModuleType, tmp_path: Path) -> None:
+    small = tmp_path / "small"
+    small.write_bytes(b"\0" * MIB)
+    big = tmp_path / "big"
+    big.write_bytes(b"\0" * 3 * MIB)
+    with pytest.raises(pi.BuildError, match=r"does not fit its slot \(2 MiB\)"):
+        pi.assemble(tmp_path / "x.img", f"0x{DISK_ID}", 2, small, small, big, small)
+
+
+# --- the boot partitions -------------------------------------------------------------------
+
+
+def test_config_txt_boots_debians_kernel_in_64_bit_with_the_watchdog_and_kms(
+    pi: ModuleType,
+) -> None:
+    lines = pi.config_txt("touch-display-2", "vmlinuz-6.1.0-28-arm64", "initrd.img-6.1.0-28-arm64")
+    settings = [line for line in lines.splitlines() if not line.startswith("#")]
+    for line in (
+        "arm_64bit=1",
+        "kernel=vmlinuz-6.1.0-28-arm64",
+        "initramfs initrd.img-6.1.0-28-arm64 followkernel",
+        "enable_uart=1",
+        "dtparam=watchdog=on",
+        "dtoverlay=vc4-kms-v3d",
+        "dtoverlay=vc4-kms-dsi-ili9881-7inch",
+        "display_auto_detect=0",
+    ):
+        assert line in settings, line
+    assert "auto_initramfs=1" not in settings
+
+
+def test_config_txt_of_a_raspberry_pi_os_base_lets_the_firmware_pick_its_kernel(
+    pi: ModuleType,
+) -> None:
+    settings = pi.config_txt("touch-display").splitlines()
+    assert "auto_initramfs=1" in settings
+    assert "dtoverlay=vc4-kms-dsi-7inch" in settings
+    assert not [line for line in settings if line.startswith(("kernel=", "initramfs "))]
+    with pytest.raises(pi.BuildError, match="unknown display 'hdmi'"):
+        pi.config_txt("hdmi")
+
+
+def test_boot_slot_a_names_root_a(pi: ModuleType, tmp_path: Path) -> None:
+    pi.write_boot_slot(tmp_path, "touch-display", DISK_ID, "vmlinuz-6.1", "initrd.img-6.1")
+    line = (tmp_path / "cmdline.txt").read_text()
+    assert line.startswith(f"root=PARTUUID={DISK_ID}-05 rauc.slot=A ro ")
+    assert line.endswith("\n")
+    assert line.count("\n") == 1
+    assert "kernel=vmlinuz-6.1" in (tmp_path / "config.txt").read_text()
+
+
+def debian_root(tmp_path: Path, trees: tuple[str, ...] = ("bcm2711-rpi-4-b.dtb",)) -> Path:
+    root = tmp_path / "root"
+    version = "6.1.0-28-arm64"
+    (root / "boot").mkdir(parents=True)
+    (root / f"boot/vmlinuz-{version}").write_bytes(b"kernel")
+    (root / f"boot/initrd.img-{version}").write_bytes(b"initramfs")
+    broadcom = root / f"usr/lib/linux-image-{version}/broadcom"
+    broadcom.mkdir(parents=True)
+    for name in (*trees, "bcm2837-rpi-3-b.dtb"):
+        (broadcom / name).write_bytes(b"dtb")
+    (broadcom.parent / "rockchip.dtb").write_bytes(b"other")
+    return root
+
+
+def firmware_deb(tmp_path: Path, names: tuple[str, ...] = ("start4.elf", "fixup4.dat")) -> Path:
+    tree = tmp_path / "deb"
+    (tree / "DEBIAN").mkdir(parents=True)
+    (tree / "DEBIAN/control").write_text(
+        "Package: raspi-firmware\nVersion: 1\nArchitecture: all\n"
+        "Maintainer: t <t@example.org>\nDescription: t\n"
+    )
+    firmware = tree / "usr/lib/raspi-firmware"
+    firmware.mkdir(parents=True)
+    for name in (*names, "bootcode.bin"):
+        (firmware / name).write_bytes(name.encode())
+    deb = tmp_path / "raspi-firmware_1_all.deb"
+    subprocess.run(["dpkg-deb", "-b", str(tree), str(deb)], check=True, capture_output=True)
+    return deb
+
+
+def test_debians_boot_files_are_the_firmware_kernel_initramfs_and_pi_device_trees(
+    pi: ModuleType, tmp_path: Path
+) -> None:
+    dest = tmp_path / "boot"
+    kernel, initramfs = pi.debian_boot_files(debian_root(tmp_path), firmware_deb(tmp_path), dest)
+    assert (kernel, initramfs) == ("vmlinuz-6.1.0-28-arm64", "initrd.img-6.1.0-28-arm64")
+    assert sorted(p.name for p in dest.iterdir()) == [
+        "bcm2711-rpi-4-b.dtb",  # the Pi 4's (and a Pi 5's, bcm2712, when the kernel has it)
+        "bootcode.bin",
+        "fixup4.dat",
+        "initrd.img-6.1.0-28-arm64",
+        "start4.elf",
+        "vmlinuz-6.1.0-28-arm64",
+    ]
+    assert (dest / kernel).read_bytes() == b"kernel"
+
+
+def test_debian_boot_files_without_a_pi_4_device_tree_or_firmware_are_refused(
+    pi: ModuleType, tmp_path: Path
+) -> None:
+    with pytest.raises(pi.BuildError, match="no Raspberry Pi 4 device tree"):
+        pi.debian_boot_files(
+            debian_root(tmp_path, trees=()), firmware_deb(tmp_path), tmp_path / "b"
+        )
+    other = tmp_path / "other"
+    other.mkdir()
+    with pytest.raises(pi.BuildError, match=r"has no usr/lib/raspi-firmware/start4\.elf"):
+        pi.debian_boot_files(
+            debian_root(other), firmware_deb(other, names=("start.elf",)), other / "b"
+        )
+
+
+def test_a_cached_firmware_package_is_not_downloaded_again(
+    pi: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "raspi-firmware_1.20220830+ds-1_all.deb").write_bytes(b"")
+
+    def offline(*_argv: Any, **_kwargs: Any) -> str:
+        raise AssertionError("apt-get ran")
+
+    monkeypatch.setattr(pi, "run", offline)
+    found = pi.raspi_firmware(tmp_path, "http://deb.example/debian", "bookworm", tmp_path)
+    assert found.name == "raspi-firmware_1.20220830+ds-1_all.deb"
+
+
+def test_the_autoboot_and_boot_partitions_are_fat_with_their_files(
+    builder: ModuleType, pi: ModuleType, tmp_path: Path
+) -> None:
+    files = tmp_path / "autoboot"
+    pi.autoboot_files(files)
+    image = tmp_path / "autoboot.vfat"
+    builder.fat_image(image, pi.AUTOBOOT_MIB, files, "AUTOBOOT", "6f6e7311", 1700000000, bits=16)
+    env = dict(os.environ, MTOOLS_SKIP_CHECK="1")
+    listing = subprocess.run(
+        ["mdir", "-b", "-i", str(image), "::/"], capture_output=True, text=True, env=env
+    )
+    assert listing.stdout.split() == ["::/autoboot.txt"]
+    text = subprocess.run(
+        ["mtype", "-i", str(image), "::/autoboot.txt"], capture_output=True, text=True, env=env
+    ).stdout
+    assert "tryboot_a_b=1" in text
+    assert "boot_partition=2" in text
+    assert image.read_bytes()[54:62] == b"FAT16   "  # the boot sector's file system type
+
+
+# --- a Raspberry Pi OS base ----------------------------------------------------------------
+
+
+def test_the_base_boot_files_are_copied_but_its_config_and_cmdline(
+    pi: ModuleType, tmp_path: Path
+) -> None:
+    boot = tmp_path / "boot.vfat"
+    fat(
+        boot,
+        40,
+        {n: n.encode() for n in ("config.txt", "cmdline.txt", "start4.elf", "kernel8.img")},
+    )
+    env = dict(os.environ, MTOOLS_SKIP_CHECK="1")
+    subprocess.run(["mmd", "-i", str(boot), "::/overlays"], check=True, env=env)
+    dtbo = tmp_path / "vc4-kms-v3d.dtbo"
+    dtbo.write_bytes(b"overlay")
+    subprocess.run(["mcopy", "-i", str(boot), str(dtbo), "::/overlays/"], check=True, env=env)
+    image = disk(tmp_path / "raspios.img", [(0x0C, boot)])
+    dest = tmp_path / "files"
+    pi.base_boot_files(image, 2048 * SECTOR, dest)
+    assert sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*")) == [
+        "kernel8.img",
+        "overlays",
+        "overlays/vc4-kms-v3d.dtbo",
+        "start4.elf",
+    ]
+    assert (dest / "overlays/vc4-kms-v3d.dtbo").read_bytes() == b"overlay"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="keeping owners needs root")
+def test_the_base_root_is_extracted_with_owners_modes_and_links(
+    pi: ModuleType, tmp_path: Path
+) -> None:
+    tree = tmp_path / "tree"
+    (tree / "usr/bin").mkdir(parents=True)
+    (tree / "tmp").mkdir()
+    for name, mode, owner in (
+        ("su", 0o4755, (0, 0)),
+        ("wall", 0o2755, (0, 5)),
+        ("x", 0o640, (1000, 1001)),
+    ):
+        (tree / "usr/bin" / name).write_bytes(name.encode())
+        os.chown(tree / "usr/bin" / name, *owner)
+        os.chmod(tree / "usr/bin" / name, mode)
+    os.chmod(tree / "tmp", 0o1777)
+    (tree / "usr/bin/sh").symlink_to("dash")
+    root_fs = tmp_path / "root.ext4"
+    root_fs.write_bytes(b"")
+    os.truncate(root_fs, 8 * MIB)
+    subprocess.run(["mke2fs", "-q", "-t", "ext4", "-d", str(tree), str(root_fs)], check=True)
+    image = disk(tmp_path / "raspios.img", [(0x83, root_fs)])
+    dest = tmp_path / "root"
+    pi.extract_root(image, 2048 * SECTOR, dest)
+    for name, mode, owner in (
+        ("su", 0o4755, (0, 0)),
+        ("wall", 0o2755, (0, 5)),
+        ("x", 0o640, (1000, 1001)),
+    ):
+        info = (dest / "usr/bin" / name).lstat()
+        assert (stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid) == (mode, *owner), name
+    assert stat.S_IMODE((dest / "tmp").stat().st_mode) == 0o1777
+    assert os.readlink(dest / "usr/bin/sh") == "dash"
+
+
+def test_special_modes_are_read_from_debugfs_listings(pi: ModuleType, tmp_path: Path) -> None:
+    (tmp_path / "usr/bin").mkdir(parents=True)
+    (tmp_path / "usr/bin/su").write_bytes(b"")
+    (tmp_path / "usr/bin/ls").write_bytes(b"")
+    listing = (
+        'debugfs: ls -p "/usr/bin"\n'
+        "/12/040755/0/0/.//\n/2/040755/0/0/..//\n"
+        "/13/104755/0/0/su/3/\n/14/100755/0/0/ls/3/\n/15/120777/0/0/sh/4/\n"
+    )
+    assert pi.restore_special_modes(tmp_path, listing) == 1
+    assert stat.S_IMODE((tmp_path / "usr/bin/su").stat().st_mode) == 0o4755
+
+
+# --- the root's own files and the options -------------------------------------------------
+
+
+def test_the_pi_root_has_the_pi_slots_its_data_partition_and_autoboot_mounted(
+    pi: ModuleType, tmp_path: Path
+) -> None:
+    root = tmp_path / "root"
+    (root / "etc/rauc").mkdir(parents=True)
+    (root / "boot/firmware").mkdir(parents=True)
+    fstab = (PROVISIONING / "image/etc/fstab").read_text().replace("@DISKID@", DISK_ID)
+    (root / "etc/fstab").write_text(fstab)
+    pi.adjust_root(root, DISK_ID)
+    conf = (root / "etc/rauc/system.conf").read_text()
+    assert f"device=/dev/disk/by-partuuid/{DISK_ID}-05" in conf
+    assert "@DISKID@" not in conf
+    mounts = {
+        row.split()[1]: row.split()[0]
+        for row in (root / "etc/fstab").read_text().splitlines()
+        if row and not row.startswith("#")
+    }
+    assert mounts["/data"] == f"PARTUUID={DISK_ID}-07"
+    assert mounts["/boot/autoboot"] == f"PARTUUID={DISK_ID}-01"
+    assert "/boot/firmware" not in mounts
+    assert os.readlink(root / "boot/firmware") == "autoboot"
+    (root / "etc/fstab").write_text("# nothing\n")
+    with pytest.raises(pi.BuildError, match="etc/fstab of the image has no line"):
+        pi.adjust_root(root, DISK_ID)
+
+
+def test_the_options_choose_the_arch_and_the_display(builder: ModuleType, tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    common = ["--update-ca", str(ca), "--out", str(tmp_path / "k.img")]
+    options = builder.parse(["--base", "debian", "--arch", "arm64", *common])
+    assert (options.arch, options.display) == ("arm64", "touch-display-2")
+    options = builder.parse(["--base", "pi.img", "--display", "touch-display", *common])
+    assert (options.arch, options.display) == ("arm64", "touch-display")
+    assert builder.parse(["--base", "debian", *common]).arch == "amd64"
+    with pytest.raises(SystemExit):
+        builder.parse(["--base", "debian", "--display", "hdmi", *common])
+
+
+def test_a_logical_data_partition_grows_after_its_extended_one(tmp_path: Path) -> None:
+    script = (PROVISIONING / "image/usr/lib/onshi-image/data-grow").read_text()
+    grow = script.index('if [ "$number" -gt 4 ]')
+    assert grow < script.index('-N "$number"')
+    assert "--part-type" in script[grow:]
