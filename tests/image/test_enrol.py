@@ -56,6 +56,17 @@ def test_the_bundle_lands_on_the_boot_partition(tmp_path: Path) -> None:
     assert boot_file(image, "onshi-enrol.tar.tmp") is None
 
 
+def test_the_raspberry_pi_images_autoboot_partition_takes_the_bundle(tmp_path: Path) -> None:
+    autoboot, data = tmp_path / "autoboot.vfat", tmp_path / "data.ext4"
+    fat(autoboot, 40, {"autoboot.txt": (PROVISIONING / "boot/pi/autoboot.txt").read_bytes()})
+    ext4(data, 4, {})
+    image = disk(tmp_path / "kiosk-pi.img", [(0x0C, autoboot), (0x0C, data)])
+    tar = bundle(tmp_path / "kiosk-1.tar", {"bundle.json": b"{}", "kiosk.toml": b""})
+    done = enrol(str(image), str(tar))
+    assert done.returncode == 0, done.stderr
+    assert boot_file(image, "onshi-enrol.tar") == tar.read_bytes()
+
+
 def test_re_enrolment_is_explicit_and_replaces_a_waiting_one(tmp_path: Path) -> None:
     image = appliance(tmp_path)
     first = bundle(tmp_path / "a.tar", {"bundle.json": b"{1}"})
