@@ -74,6 +74,48 @@ def in_root(root: Path, arch: str, *argv: str | Path, env: dict[str, str] | None
     return run(*root_command(root, arch, argv, network=network), env=env, capture=capture)
 
 
+#: systemd's tools that make proot abort (an empty path given to readlinkat or fstatat:
+#: compare_paths2's assertion, proot-me/proot#366): while packages are configured under
+#: emulation each is diverted (dpkg-divert's record, written here) to a no-op, then run from
+#: the build machine with --root (the same systemd version: both Debian 12)
+DIVERTED = ("/bin/systemd-tmpfiles", "/bin/systemd-hwdb")
+NOOP = "#!/bin/sh\n# build-image: run from the build machine with --root after the install\nexit 0\n"
+
+
+def divert_systemd_tools(root: Path) -> None:
+    with (root / "var/lib/dpkg/diversions").open("a") as f:
+        for path in DIVERTED:
+            f.write(f"{path}\n{path}.onshi-real\n:\n")
+            target = (root / path.lstrip("/")).parent.resolve() / Path(path).name
+            if target.exists():
+                target.rename(target.with_name(target.name + ".onshi-real"))
+            target.write_text(NOOP)
+            target.chmod(0o755)
+
+
+def restore_systemd_tools(root: Path) -> None:
+    diversions = root / "var/lib/dpkg/diversions"
+    lines = diversions.read_text().splitlines()
+    triples = [lines[i:i + 3] for i in range(0, len(lines), 3)]
+    kept = [t for t in triples if t[0] not in DIVERTED]
+    diversions.write_text("".join(f"{line}\n" for t in kept for line in t))
+    for path in DIVERTED:
+        target = (root / path.lstrip("/")).parent.resolve() / Path(path).name
+        real = target.with_name(target.name + ".onshi-real")
+        if real.exists():
+            target.unlink(missing_ok=True)
+            real.rename(target)
+        elif target.is_file() and target.read_text(errors="replace") == NOOP:
+            target.unlink()
+    log("systemd-tmpfiles and systemd-hwdb of the build machine, --root")
+    done = subprocess.run(["systemd-tmpfiles", f"--root={root}", "--create"],
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        log(f"systemd-tmpfiles --root: exit {done.returncode} (some lines not applied): "
+            + " ".join(done.stderr.strip().splitlines()[-1:]))
+    run("systemd-hwdb", f"--root={root}", "--usr", "update", capture=True)
+
+
 def debootstrap_foreign(root: Path, arch: str, packages: list[str], debs: Path, mirror: str,
                         suite: str, env: dict[str, str]) -> None:
     """debootstrap's two stages: unpacking here, configuring under the emulator."""
@@ -85,8 +127,10 @@ def debootstrap_foreign(root: Path, arch: str, packages: list[str], debs: Path, 
         raise BuildError(f"{QEMU[arch]} is not installed (make image installs it)")
     shutil.copy(emulator, root / "usr/bin" / QEMU[arch])
     log(f"debootstrap's second stage under {QEMU[arch]} (slow: every program is emulated)")
+    divert_systemd_tools(root)
     in_root(root, arch, "/debootstrap/debootstrap", "--second-stage",
             env=dict(env, DEBOOTSTRAP_DIR="/debootstrap", PATH="/usr/sbin:/usr/bin:/sbin:/bin"))
+    restore_systemd_tools(root)
 
 
 # --- a Raspberry Pi OS base -----------------------------------------------------------------
@@ -143,9 +187,11 @@ def install_base_packages(root: Path, packages: list[str], debs: Path) -> None:
            "Dpkg::Options::=--force-confold"]
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive", PATH="/usr/sbin:/usr/bin:/sbin:/bin")
     log(f"apt-get install under {QEMU['arm64']}: {' '.join(packages)}")
+    divert_systemd_tools(root)
     in_root(root, "arm64", *apt, "update", env=env, network=True)
     in_root(root, "arm64", *apt, "install", "-y", "--no-install-recommends", *packages, env=env,
             network=True)
+    restore_systemd_tools(root)
     for deb in archives.glob("*.deb"):
         if not (debs / deb.name).exists():
             shutil.copy(deb, debs)

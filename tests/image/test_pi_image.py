@@ -398,3 +398,42 @@ def test_a_logical_data_partition_grows_after_its_extended_one(tmp_path: Path) -
     grow = script.index('if [ "$number" -gt 4 ]')
     assert grow < script.index('-N "$number"')
     assert "--part-type" in script[grow:]
+
+
+def test_systemds_tools_are_diverted_to_a_no_op_under_emulation_and_restored(
+    pi: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "root"
+    (root / "usr/bin").mkdir(parents=True)
+    (root / "bin").symlink_to("usr/bin")
+    (root / "var/lib/dpkg").mkdir(parents=True)
+    dash = "/usr/share/man/man1/sh.1.gz\n/usr/share/man/man1/sh.distrib.1.gz\ndash\n"
+    (root / "var/lib/dpkg/diversions").write_text(dash)
+    (root / "usr/bin/systemd-tmpfiles").write_bytes(b"\x7fELF tmpfiles")
+    pi.divert_systemd_tools(root)
+    diversions = (root / "var/lib/dpkg/diversions").read_text()
+    assert diversions.startswith(dash)
+    assert "/bin/systemd-tmpfiles\n/bin/systemd-tmpfiles.onshi-real\n:\n" in diversions
+    assert "/bin/systemd-hwdb\n/bin/systemd-hwdb.onshi-real\n:\n" in diversions
+    for name in ("systemd-tmpfiles", "systemd-hwdb"):
+        assert (root / "usr/bin" / name).read_text() == pi.NOOP
+    assert (root / "usr/bin/systemd-tmpfiles.onshi-real").read_bytes() == b"\x7fELF tmpfiles"
+    # what dpkg does with the diversion: the package's file goes to the diverted name
+    (root / "usr/bin/systemd-hwdb.onshi-real").write_bytes(b"\x7fELF hwdb")
+    ran: list[list[str]] = []
+
+    def record(argv: Any, **_kwargs: Any) -> subprocess.CompletedProcess[str]:
+        ran.append([str(a) for a in argv])
+        return subprocess.CompletedProcess(argv, 0, "", "")
+
+    monkeypatch.setattr(pi.subprocess, "run", record)
+    monkeypatch.setattr(pi, "run", lambda *argv, **_kw: record(argv))
+    pi.restore_systemd_tools(root)
+    assert (root / "var/lib/dpkg/diversions").read_text() == dash
+    assert (root / "usr/bin/systemd-tmpfiles").read_bytes() == b"\x7fELF tmpfiles"
+    assert (root / "usr/bin/systemd-hwdb").read_bytes() == b"\x7fELF hwdb"
+    assert not list((root / "usr/bin").glob("*.onshi-real"))
+    assert ran == [
+        ["systemd-tmpfiles", f"--root={root}", "--create"],
+        ["systemd-hwdb", f"--root={root}", "--usr", "update"],
+    ]
