@@ -79,7 +79,7 @@ def in_root(root: Path, arch: str, *argv: str | Path, env: dict[str, str] | None
 #: emulation each is diverted (dpkg-divert's record, written here) to a no-op, then run from
 #: the build machine with --root (the same systemd version: both Debian 12)
 DIVERTED = ("/bin/systemd-tmpfiles", "/bin/systemd-hwdb")
-NOOP = "#!/bin/sh\n# build-image: run from the build machine with --root after the install\nexit 0\n"
+NOOP = "#!/bin/sh\n# build-image: run from the build machine with --root afterwards\nexit 0\n"
 
 
 def divert_systemd_tools(root: Path) -> None:
@@ -93,7 +93,7 @@ def divert_systemd_tools(root: Path) -> None:
             target.chmod(0o755)
 
 
-def restore_systemd_tools(root: Path) -> None:
+def restore_systemd_tools(root: Path, arch: str) -> None:
     diversions = root / "var/lib/dpkg/diversions"
     lines = diversions.read_text().splitlines()
     triples = [lines[i:i + 3] for i in range(0, len(lines), 3)]
@@ -107,13 +107,20 @@ def restore_systemd_tools(root: Path) -> None:
             real.rename(target)
         elif target.is_file() and target.read_text(errors="replace") == NOOP:
             target.unlink()
-    log("systemd-tmpfiles and systemd-hwdb of the build machine, --root")
+    log("systemd-tmpfiles of the build machine, --root")
     done = subprocess.run(["systemd-tmpfiles", f"--root={root}", "--create"],
                           capture_output=True, text=True, check=False)
     if done.returncode != 0:
         log(f"systemd-tmpfiles --root: exit {done.returncode} (some lines not applied): "
             + " ".join(done.stderr.strip().splitlines()[-1:]))
-    run("systemd-hwdb", f"--root={root}", "--usr", "update", capture=True)
+    # systemd-hwdb is udev's, which a build machine seldom has: the root's own, emulated then
+    try:
+        if shutil.which("systemd-hwdb"):
+            run("systemd-hwdb", f"--root={root}", "--usr", "update", capture=True)
+        elif (root / "usr/bin/systemd-hwdb").exists():
+            in_root(root, arch, "systemd-hwdb", "--usr", "update", capture=True)
+    except BuildError as error:
+        log(f"udev's hardware database not built ({error}): udev runs without it")
 
 
 def debootstrap_foreign(root: Path, arch: str, packages: list[str], debs: Path, mirror: str,
@@ -130,7 +137,7 @@ def debootstrap_foreign(root: Path, arch: str, packages: list[str], debs: Path, 
     divert_systemd_tools(root)
     in_root(root, arch, "/debootstrap/debootstrap", "--second-stage",
             env=dict(env, DEBOOTSTRAP_DIR="/debootstrap", PATH="/usr/sbin:/usr/bin:/sbin:/bin"))
-    restore_systemd_tools(root)
+    restore_systemd_tools(root, arch)
 
 
 # --- a Raspberry Pi OS base -----------------------------------------------------------------
@@ -191,7 +198,7 @@ def install_base_packages(root: Path, packages: list[str], debs: Path) -> None:
     in_root(root, "arm64", *apt, "update", env=env, network=True)
     in_root(root, "arm64", *apt, "install", "-y", "--no-install-recommends", *packages, env=env,
             network=True)
-    restore_systemd_tools(root)
+    restore_systemd_tools(root, "arm64")
     for deb in archives.glob("*.deb"):
         if not (debs / deb.name).exists():
             shutil.copy(deb, debs)

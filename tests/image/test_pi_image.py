@@ -428,7 +428,8 @@ def test_systemds_tools_are_diverted_to_a_no_op_under_emulation_and_restored(
 
     monkeypatch.setattr(pi.subprocess, "run", record)
     monkeypatch.setattr(pi, "run", lambda *argv, **_kw: record(argv))
-    pi.restore_systemd_tools(root)
+    monkeypatch.setattr(pi.shutil, "which", lambda name: f"/usr/bin/{name}")
+    pi.restore_systemd_tools(root, "arm64")
     assert (root / "var/lib/dpkg/diversions").read_text() == dash
     assert (root / "usr/bin/systemd-tmpfiles").read_bytes() == b"\x7fELF tmpfiles"
     assert (root / "usr/bin/systemd-hwdb").read_bytes() == b"\x7fELF hwdb"
@@ -437,3 +438,31 @@ def test_systemds_tools_are_diverted_to_a_no_op_under_emulation_and_restored(
         ["systemd-tmpfiles", f"--root={root}", "--create"],
         ["systemd-hwdb", f"--root={root}", "--usr", "update"],
     ]
+
+
+def test_without_udev_on_the_build_machine_the_roots_own_hwdb_runs_emulated(
+    pi: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "root"
+    (root / "usr/bin").mkdir(parents=True)
+    (root / "bin").symlink_to("usr/bin")
+    (root / "var/lib/dpkg").mkdir(parents=True)
+    (root / "var/lib/dpkg/diversions").write_text("")
+    pi.divert_systemd_tools(root)
+    (root / "usr/bin/systemd-hwdb.onshi-real").write_bytes(b"\x7fELF hwdb")
+    ran: list[list[str]] = []
+
+    def record(argv: Any, **_kwargs: Any) -> subprocess.CompletedProcess[str]:
+        ran.append([str(a) for a in argv])
+        return subprocess.CompletedProcess(argv, 0, "", "")
+
+    def fails(*argv: Any, **_kwargs: Any) -> str:
+        ran.append([str(a) for a in argv])
+        raise pi.BuildError("proot failed")
+
+    monkeypatch.setattr(pi.subprocess, "run", record)
+    monkeypatch.setattr(pi, "run", fails)
+    monkeypatch.setattr(pi.shutil, "which", lambda _name: None)
+    pi.restore_systemd_tools(root, "arm64")  # a failure is logged, not fatal
+    assert "proot" in ran[-1]
+    assert ran[-1][-3:] == ["systemd-hwdb", "--usr", "update"]
