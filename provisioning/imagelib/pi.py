@@ -138,6 +138,14 @@ def debootstrap_foreign(root: Path, arch: str, packages: list[str], debs: Path, 
     in_root(root, arch, "/debootstrap/debootstrap", "--second-stage",
             env=dict(env, DEBOOTSTRAP_DIR="/debootstrap", PATH="/usr/sbin:/usr/bin:/sbin:/bin"))
     restore_systemd_tools(root, arch)
+    # the kernel's initramfs is left to a dpkg trigger, which the second stage under proot
+    # did not run (no initrd.img after it): made here when missing
+    for kernel in sorted((root / "boot").glob("vmlinuz-*")):
+        version = kernel.name.removeprefix("vmlinuz-")
+        if not (root / "boot" / f"initrd.img-{version}").exists():
+            log(f"update-initramfs -c -k {version} under {QEMU[arch]}")
+            in_root(root, arch, "update-initramfs", "-c", "-k", version,
+                    env=dict(env, PATH="/usr/sbin:/usr/bin:/sbin:/bin"))
 
 
 # --- a Raspberry Pi OS base -----------------------------------------------------------------
