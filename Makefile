@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 EXTRAS := dev,clinic
 
 .PHONY: demo test deps lint typecheck architecture pytest services services-pcscd \
-	services-postgres clean image image-test image-reproducible bundle update-test
+	services-postgres clean image image-test image-arm64-test image-reproducible bundle update-test
 
 deps:
 	EXTRAS=$(EXTRAS) sh provisioning/install-deps
@@ -40,10 +40,12 @@ pytest: services
 
 test: lint typecheck architecture pytest
 
-# The appliance image (docs/image.md): BASE=debian (amd64, the default) or BASE=FILE.img (a
-# Raspberry Pi OS Lite arm64 image); image-test builds the amd64 image and boots it in QEMU.
+# The appliance image (docs/image.md): BASE=debian (ARCH=amd64, the default, or ARCH=arm64 for
+# the Raspberry Pi) or BASE=FILE.img (a Raspberry Pi OS Lite arm64 image); image-test builds
+# the amd64 image and boots it in QEMU.
 BASE  ?= debian
-IMAGE ?= build/onshi-kiosk-$(if $(filter debian,$(BASE)),amd64,arm64).img
+ARCH  ?= amd64
+IMAGE ?= build/onshi-kiosk-$(if $(filter debian,$(BASE)),$(ARCH),arm64).img
 # the maintainer's update keys (docs/updates.md); made here on first use when missing
 UPDATE_KEYS ?= build/update-keys
 
@@ -53,13 +55,20 @@ $(UPDATE_KEYS)/update-ca.cert.pem:
 image: deps $(UPDATE_KEYS)/update-ca.cert.pem
 	sh provisioning/install-image-deps
 	mkdir -p build
-	provisioning/build-image --base $(BASE) --update-ca $(UPDATE_KEYS)/update-ca.cert.pem \
-		--out $(IMAGE)
+	provisioning/build-image --base $(BASE) $(if $(filter debian,$(BASE)),--arch $(ARCH)) \
+		--update-ca $(UPDATE_KEYS)/update-ca.cert.pem --out $(IMAGE)
 
 image-test: deps $(UPDATE_KEYS)/update-ca.cert.pem
 	sh provisioning/install-image-deps
 	mkdir -p build
 	provisioning/image-test
+
+# the Raspberry Pi image (--base debian --arch arm64) built and checked as files: its layout,
+# boot files, root and kiosk --help under emulation (slow; build/image-arm64-test/report.json)
+image-arm64-test: deps $(UPDATE_KEYS)/update-ca.cert.pem
+	sh provisioning/install-image-deps
+	mkdir -p build
+	provisioning/image-test-arm64
 
 # a signed update bundle of the image (docs/updates.md): make image, then make bundle
 BUNDLE ?= $(IMAGE:.img=.raucb)
