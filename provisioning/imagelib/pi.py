@@ -354,8 +354,13 @@ def config_txt(display: str, kernel: str | None = None, initramfs: str | None = 
     picks kernel8.img or kernel_2712.img and the initramfs beside it."""
     if display not in DISPLAYS:
         raise BuildError(f"unknown display {display!r} (one of {', '.join(DISPLAYS)})")
-    lines = ["# Onshi Kiosk: the Raspberry Pi firmware's settings for this boot slot",
-             "# (build-image). Each boot slot has its own; an update writes the other slot's.",
+    lines = ["# Onshi Kiosk: the Raspberry Pi firmware's settings for a boot slot (build-image).",
+             "# An update writes the same files into the other slot: each slot's command line",
+             "# names its own root, chosen by the partition this file was read from",
+             "# (autoboot.txt's boot_partition: 2 is slot A, 3 slot B); cmdline.txt is A's.",
+             "[boot_partition=2]", "cmdline=cmdline-A.txt",
+             "[boot_partition=3]", "cmdline=cmdline-B.txt",
+             "[all]",
              "arm_64bit=1"]
     if kernel:
         lines += [f"kernel={kernel}", f"initramfs {initramfs} followkernel", "upstream_kernel=1"]
@@ -374,10 +379,15 @@ def config_txt(display: str, kernel: str | None = None, initramfs: str | None = 
 
 def write_boot_slot(files: Path, display: str, disk_id: str, kernel: str | None = None,
                     initramfs: str | None = None) -> None:
-    """config.txt and cmdline.txt (slot A's) beside the firmware in FILES."""
+    """config.txt and both slots' command lines beside the firmware in FILES: the same files
+    serve either slot, so an update bundle carries one boot image (provisioning/build-bundle).
+    cmdline.txt is slot A's, for a firmware that would not know config.txt's filter."""
     (files / "config.txt").write_text(config_txt(display, kernel, initramfs))
-    cmdline = (PI_BOOT / "cmdline-A.txt").read_text().replace("@DISKID@", disk_id)
-    (files / "cmdline.txt").write_text(cmdline)
+    for slot in "AB":
+        cmdline = (PI_BOOT / f"cmdline-{slot}.txt").read_text().replace("@DISKID@", disk_id)
+        (files / f"cmdline-{slot}.txt").write_text(cmdline)
+        if slot == "A":
+            (files / "cmdline.txt").write_text(cmdline)
 
 
 def autoboot_files(dest: Path) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from kiosk.update.bundles import read_info
 from kiosk.update.release import Release
-from tests.image.conftest import PROVISIONING, mbr
+from tests.image.conftest import PROVISIONING, elf_header, fat, load_builder, mbr
 from tests.kiosk.update.conftest import Keys, make_keys
 
 MIB = 1024 * 1024
@@ -105,3 +105,58 @@ def test_a_file_with_no_root_file_system_makes_no_bundle(tmp_path: Path, keys: K
     done = build_bundle(junk, keys, tmp_path / "kiosk.raucb")
     assert done.returncode == 1
     assert "no ext4 root file system in it" in done.stderr
+
+
+def arm64_root(folder: Path) -> Path:
+    """A small root file system whose programs are for arm64 (an ELF header says so)."""
+    root = root_fs(folder, 'ONSHI_VERSION="0.4.0"\nONSHI_BUILD="1764700000"\n')
+    elf = folder / "dash"
+    elf.write_bytes(elf_header(0xB7))  # EM_AARCH64
+    for command in ("rm /usr/bin/dash", f"write {elf} /usr/bin/dash"):
+        subprocess.run(["debugfs", "-w", "-R", command, str(root)], check=True, capture_output=True)
+    return root
+
+
+def pi_image(folder: Path, root: Path, boot_files: dict[str, bytes]) -> tuple[Path, Path]:
+    """A disk image in the Raspberry Pi's layout (build-image's own assembly): the image, and
+    its boot slot A's file system."""
+    autoboot, boot, data = folder / "autoboot.vfat", folder / "boot.vfat", folder / "data.ext4"
+    fat(autoboot, 34, {"autoboot.txt": b"[all]\ntryboot_a_b=1\n"})
+    fat(boot, 34, boot_files)
+    data.write_bytes(bytes(MIB))
+    image = folder / "pi.img"
+    load_builder().pi.assemble(image, "0x6f6e7368", 16, autoboot, boot, root, data)
+    return image, boot
+
+
+def test_a_raspberry_pi_bundle_carries_its_boot_slot_and_its_root(
+    tmp_path: Path, keys: Keys
+) -> None:
+    root = arm64_root(tmp_path)
+    image, boot = pi_image(tmp_path, root, {"cmdline-B.txt": b"root=PARTUUID=x-06\n"})
+    done = build_bundle(image, keys, tmp_path / "pi.raucb")
+    assert done.returncode == 0, done.stderr
+    conf = tmp_path / "system.conf"
+    conf.write_text(
+        f"[system]\ncompatible=x\nbootloader=noop\n[keyring]\npath={keys.ca}\n"
+        "check-purpose=codesign\n"
+    )
+    info = read_info(tmp_path / "pi.raucb", conf=conf)
+    assert info.compatible == "onshi-kiosk-arm64"
+    assert info.release == Release((0, 4, 0), 1764700000)
+    sizes = {image.slot_class: image.size for image in info.images}
+    # the whole boot file system (both slots' command lines in it), and the root's own size
+    assert sizes == {"rootfs": root.stat().st_size, "boot": boot.stat().st_size}
+
+
+def test_a_raspberry_pi_layout_with_amd64_programs_makes_no_bundle(
+    tmp_path: Path, keys: Keys
+) -> None:
+    root = root_fs(tmp_path, 'ONSHI_VERSION="0.4.0"\nONSHI_BUILD="1764700000"\n')
+    image, _boot = pi_image(tmp_path, root, {"config.txt": b"arm_64bit=1\n"})
+    done = build_bundle(image, keys, tmp_path / "pi.raucb")
+    assert done.returncode == 1
+    assert (
+        done.stderr.strip() == f"build-bundle: {image}: a Raspberry Pi layout with amd64 programs"
+    )
+    assert list(tmp_path.glob("*.raucb*")) == []

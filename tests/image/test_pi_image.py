@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from kiosk.update.boot_slots import PI_BOOT_PARTITION
 from tests.image.conftest import MIB, PROVISIONING, SECTOR, disk, fat
 
 DISK_ID = "6f6e7368"
@@ -170,13 +171,30 @@ def test_config_txt_of_a_raspberry_pi_os_base_lets_the_firmware_pick_its_kernel(
         pi.config_txt("hdmi")
 
 
-def test_boot_slot_a_names_root_a(pi: ModuleType, tmp_path: Path) -> None:
+def test_the_same_boot_files_boot_each_slot_with_its_own_root(
+    pi: ModuleType, tmp_path: Path
+) -> None:
     pi.write_boot_slot(tmp_path, "touch-display", DISK_ID, "vmlinuz-6.1", "initrd.img-6.1")
-    line = (tmp_path / "cmdline.txt").read_text()
-    assert line.startswith(f"root=PARTUUID={DISK_ID}-05 rauc.slot=A ro ")
-    assert line.endswith("\n")
-    assert line.count("\n") == 1
-    assert "kernel=vmlinuz-6.1" in (tmp_path / "config.txt").read_text()
+    for slot, root in (("A", 5), ("B", 6)):
+        line = (tmp_path / f"cmdline-{slot}.txt").read_text()
+        assert line.startswith(f"root=PARTUUID={DISK_ID}-0{root} rauc.slot={slot} ro ")
+        assert line.endswith("\n")
+        assert line.count("\n") == 1
+    # a firmware that knows no [boot_partition] filter boots slot A, as a fresh card does
+    assert (tmp_path / "cmdline.txt").read_text() == (tmp_path / "cmdline-A.txt").read_text()
+    config = (tmp_path / "config.txt").read_text().splitlines()
+    assert "kernel=vmlinuz-6.1" in config
+    # the partition autoboot.txt booted (2 for A, 3 for B) picks the command line
+    sections: dict[str, list[str]] = {}
+    current = "[all]"
+    for line in config:
+        if line.startswith("["):
+            current = line
+        elif line and not line.startswith("#"):
+            sections.setdefault(current, []).append(line)
+    for slot, partition in PI_BOOT_PARTITION.items():
+        assert sections[f"[boot_partition={partition}]"] == [f"cmdline=cmdline-{slot}.txt"]
+    assert not [line for line in sections["[all]"] if line.startswith("cmdline=")]
 
 
 def debian_root(tmp_path: Path, trees: tuple[str, ...] = ("bcm2711-rpi-4-b.dtb",)) -> Path:
