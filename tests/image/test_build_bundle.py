@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kiosk.update.bundles import read_info
+from kiosk.update.bundles import BundleInfo, read_info
 from kiosk.update.release import Release
 from tests.image.conftest import PROVISIONING, elf_header, fat, load_builder, mbr
 from tests.kiosk.update.conftest import Keys, make_keys
@@ -68,6 +68,16 @@ def build_bundle(source: Path, keys: Keys, out: Path) -> subprocess.CompletedPro
     )
 
 
+def bundle_info(bundle: Path, keys: Keys) -> BundleInfo:
+    """What ``rauc info`` reads from the bundle, its signature checked under the test CA."""
+    conf = bundle.with_name("system.conf")
+    conf.write_text(
+        f"[system]\ncompatible=x\nbootloader=noop\n[keyring]\npath={keys.ca}\n"
+        "check-purpose=codesign\n"
+    )
+    return read_info(bundle, conf=conf)
+
+
 def test_a_bundle_of_an_images_root_slot_says_its_release_and_architecture(
     tmp_path: Path, keys: Keys
 ) -> None:
@@ -75,12 +85,7 @@ def test_a_bundle_of_an_images_root_slot_says_its_release_and_architecture(
     image = image_with(root, tmp_path / "kiosk.img")
     done = build_bundle(image, keys, tmp_path / "kiosk.raucb")
     assert done.returncode == 0, done.stderr
-    conf = tmp_path / "system.conf"
-    conf.write_text(
-        f"[system]\ncompatible=x\nbootloader=noop\n[keyring]\npath={keys.ca}\n"
-        "check-purpose=codesign\n"
-    )
-    info = read_info(tmp_path / "kiosk.raucb", conf=conf)
+    info = bundle_info(tmp_path / "kiosk.raucb", keys)
     assert info.compatible == "onshi-kiosk-amd64"
     assert info.release == Release((0, 3, 1), 1764600000)
     # the slot's file system only, not the rest of its partition
@@ -136,12 +141,7 @@ def test_a_raspberry_pi_bundle_carries_its_boot_slot_and_its_root(
     image, boot = pi_image(tmp_path, root, {"cmdline-B.txt": b"root=PARTUUID=x-06\n"})
     done = build_bundle(image, keys, tmp_path / "pi.raucb")
     assert done.returncode == 0, done.stderr
-    conf = tmp_path / "system.conf"
-    conf.write_text(
-        f"[system]\ncompatible=x\nbootloader=noop\n[keyring]\npath={keys.ca}\n"
-        "check-purpose=codesign\n"
-    )
-    info = read_info(tmp_path / "pi.raucb", conf=conf)
+    info = bundle_info(tmp_path / "pi.raucb", keys)
     assert info.compatible == "onshi-kiosk-arm64"
     assert info.release == Release((0, 4, 0), 1764700000)
     sizes = {image.slot_class: image.size for image in info.images}

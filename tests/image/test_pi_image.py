@@ -418,15 +418,22 @@ def test_a_logical_data_partition_grows_after_its_extended_one(tmp_path: Path) -
     assert "--part-type" in script[grow:]
 
 
-def test_systemds_tools_are_diverted_to_a_no_op_under_emulation_and_restored(
-    pi: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def merged_usr_root(tmp_path: Path, *, diversions: str) -> Path:
+    """A root's bare bones as Debian 12 has them (/bin a link to usr/bin), with dpkg's
+    record of diversions."""
     root = tmp_path / "root"
     (root / "usr/bin").mkdir(parents=True)
     (root / "bin").symlink_to("usr/bin")
     (root / "var/lib/dpkg").mkdir(parents=True)
+    (root / "var/lib/dpkg/diversions").write_text(diversions)
+    return root
+
+
+def test_systemds_tools_are_diverted_to_a_no_op_under_emulation_and_restored(
+    pi: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     dash = "/usr/share/man/man1/sh.1.gz\n/usr/share/man/man1/sh.distrib.1.gz\ndash\n"
-    (root / "var/lib/dpkg/diversions").write_text(dash)
+    root = merged_usr_root(tmp_path, diversions=dash)
     (root / "usr/bin/systemd-tmpfiles").write_bytes(b"\x7fELF tmpfiles")
     pi.divert_systemd_tools(root)
     diversions = (root / "var/lib/dpkg/diversions").read_text()
@@ -461,11 +468,7 @@ def test_systemds_tools_are_diverted_to_a_no_op_under_emulation_and_restored(
 def test_without_udev_on_the_build_machine_the_roots_own_hwdb_runs_emulated(
     pi: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    root = tmp_path / "root"
-    (root / "usr/bin").mkdir(parents=True)
-    (root / "bin").symlink_to("usr/bin")
-    (root / "var/lib/dpkg").mkdir(parents=True)
-    (root / "var/lib/dpkg/diversions").write_text("")
+    root = merged_usr_root(tmp_path, diversions="")
     pi.divert_systemd_tools(root)
     (root / "usr/bin/systemd-hwdb.onshi-real").write_bytes(b"\x7fELF hwdb")
     ran: list[list[str]] = []
