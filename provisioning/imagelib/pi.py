@@ -59,7 +59,10 @@ def root_command(root: Path, arch: str, argv: Sequence[str | Path], host: str | 
         return ["chroot", str(root), *args]
     if arch not in QEMU:
         raise BuildError(f"cannot run {arch} programs on this machine")
-    binds = ["-b", "/dev", "-b", "/proc", "-b", "/sys"]
+    # /tmp is the build machine's, at the same path: a system call proot does not translate
+    # (statx, as openssh-server's postinst and gpgv's check of apt's signatures make them on
+    # their temporary files) then finds the same file the program made
+    binds = ["-b", "/dev", "-b", "/proc", "-b", "/sys", "-b", "/tmp"]
     if network:
         binds += ["-b", "/etc/resolv.conf"]
     # in a mount namespace of its own: proot hands mount(2) and umount(2) on to the kernel
@@ -193,7 +196,11 @@ def restore_special_modes(dest: Path, listing: str) -> int:
 def install_base_packages(root: Path, packages: list[str], debs: Path) -> None:
     """The kiosk's packages added with the base's own apt sources (network), under proot.
 
-    Downloaded packages are kept in DEBS and offered to apt again on the next build."""
+    No service is started while they are configured (a policy-rc.d that says no, as image
+    builds do, in place of any the build machine has: proot's checks may see the build
+    machine's). A package whose configuration fails under emulation is configured once more,
+    as debootstrap does. Downloaded packages are kept in DEBS and offered to apt again on the
+    next build."""
     archives = root / "var/cache/apt/archives"
     archives.mkdir(parents=True, exist_ok=True)
     for deb in debs.glob("*.deb"):
@@ -202,14 +209,35 @@ def install_base_packages(root: Path, packages: list[str], debs: Path) -> None:
            "Dpkg::Options::=--force-confold"]
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive", PATH="/usr/sbin:/usr/bin:/sbin:/bin")
     log(f"apt-get install under {QEMU['arm64']}: {' '.join(packages)}")
+    policy = root / "usr/sbin/policy-rc.d"
+    own_policy = not policy.exists() and not policy.is_symlink()
+    if own_policy:
+        policy.write_text(NO_SERVICES)
+        policy.chmod(0o755)
     divert_systemd_tools(root)
-    in_root(root, "arm64", *apt, "update", env=env, network=True)
-    in_root(root, "arm64", *apt, "install", "-y", "--no-install-recommends", *packages, env=env,
-            network=True)
+    try:
+        in_root(root, "arm64", *apt, "update", env=env, network=True)
+        try:
+            in_root(root, "arm64", *apt, "install", "-y", "--no-install-recommends", *packages,
+                    env=env, network=True)
+        except BuildError:
+            log("configuring the packages left unconfigured, once more")
+            in_root(root, "arm64", "dpkg", "--configure", "-a", env=env)
+        unconfigured = in_root(root, "arm64", "dpkg", "--audit", env=env, capture=True)
+        if unconfigured.strip():
+            raise BuildError("packages left unconfigured in the base's root: "
+                             + " ".join(unconfigured.split())[:300])
+    finally:
+        if own_policy:
+            policy.unlink(missing_ok=True)
     restore_systemd_tools(root, "arm64")
     for deb in archives.glob("*.deb"):
         if not (debs / deb.name).exists():
             shutil.copy(deb, debs)
+
+
+#: /usr/sbin/policy-rc.d while packages are installed into a root: no service starts there
+NO_SERVICES = "#!/bin/sh\n# build-image: no service starts while the image is made\nexit 101\n"
 
 
 def from_base(image: Path, root: Path, packages: list[str], debs: Path, boot: Path) -> None:

@@ -34,9 +34,62 @@ def test_a_foreign_roots_programs_run_under_proot_and_qemu_in_a_mount_namespace(
     assert argv[:4] == ["unshare", "--mount", "--propagation", "private"]
     assert argv[4:9] == ["proot", "-q", "qemu-aarch64-static", "-r", "/r"]
     assert argv[-3:] == ["/", "python3", "-V"]
+    binds = {argv[i + 1] for i, arg in enumerate(argv) if arg == "-b"}
+    # the build machine's /tmp at the same path: untranslated calls on temporary files work
+    assert binds == {"/dev", "/proc", "/sys", "/tmp"}
     assert "/etc/resolv.conf" not in argv
     online = pi.root_command(Path("/r"), "arm64", ["apt-get"], host="amd64", network=True)
     assert "/etc/resolv.conf" in online
+
+
+def test_a_bases_packages_are_configured_with_no_service_started_and_twice_if_need_be(
+    pi: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = merged_usr_root(tmp_path, diversions="")
+    (root / "usr/sbin").mkdir()
+    debs = tmp_path / "debs"
+    debs.mkdir()
+    ran: list[list[str]] = []
+
+    def in_root(_root: Path, _arch: str, *argv: str, **kwargs: Any) -> str:
+        ran.append(list(argv))
+        # while anything runs, a policy-rc.d in the root refuses every service
+        assert (root / "usr/sbin/policy-rc.d").read_text() == pi.NO_SERVICES
+        assert os.access(root / "usr/sbin/policy-rc.d", os.X_OK)
+        if "install" in argv:
+            raise pi.BuildError("apt-get failed (100)")  # a postinst failing under emulation
+        return ""
+
+    monkeypatch.setattr(pi, "in_root", in_root)
+    monkeypatch.setattr(pi, "restore_systemd_tools", lambda *_args: None)
+    pi.install_base_packages(root, ["pcscd"], debs)
+    assert [argv[0] if argv[0] != "apt-get" else argv[-1] for argv in ran] == [
+        "update",
+        "pcscd",
+        "dpkg",
+        "dpkg",
+    ]
+    assert ran[2] == ["dpkg", "--configure", "-a"]
+    assert ran[3] == ["dpkg", "--audit"]
+    assert not (root / "usr/sbin/policy-rc.d").exists()
+
+
+def test_a_base_whose_packages_stay_unconfigured_is_refused(
+    pi: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = merged_usr_root(tmp_path, diversions="")
+    (root / "usr/sbin").mkdir()
+    (root / "usr/sbin/policy-rc.d").write_text("#!/bin/sh\nexit 0\n")  # the base's own
+
+    def in_root(_root: Path, _arch: str, *argv: str, **kwargs: Any) -> str:
+        return (
+            "The following packages are only half configured:\n dbus\n" if "--audit" in argv else ""
+        )
+
+    monkeypatch.setattr(pi, "in_root", in_root)
+    with pytest.raises(pi.BuildError, match="packages left unconfigured in the base's root: The"):
+        pi.install_base_packages(root, ["dbus"], tmp_path)
+    assert (root / "usr/sbin/policy-rc.d").read_text() == "#!/bin/sh\nexit 0\n"
 
 
 def test_the_machines_own_architecture_runs_under_chroot(pi: ModuleType) -> None:
