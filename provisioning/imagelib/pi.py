@@ -12,13 +12,14 @@ Boot slot B and root slot B are holes in the image file: the first update writes
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import shutil
 import struct
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from imagelib.common import MIB, SECTOR, BuildError, log, run, sha256
@@ -49,11 +50,12 @@ def host_arch() -> str:
     return HOST_ARCHES.get(platform.machine(), platform.machine())
 
 
-def root_command(root: Path, arch: str, argv: Sequence[str | Path], host: str | None = None,
-                 network: bool = False) -> list[str]:
+def root_command(root: Path, arch: str, argv: Sequence[str | Path],
+                 host: str | None = None) -> list[str]:
     """The command running ARGV inside ROOT: chroot for this machine's architecture, proot
-    with QEMU's user-mode emulator for another (no binfmt needed: proot starts it). NETWORK:
-    the build machine's resolv.conf seen in the root (apt's downloads)."""
+    with QEMU's user-mode emulator for another (no binfmt needed: proot starts it). Nothing
+    of the build machine is seen in the root but /dev, /proc, /sys and /tmp: a package that
+    rewrites a file (systemd-resolved's /etc/resolv.conf) must rewrite the root's."""
     args = [str(a) for a in argv]
     if arch == (host or host_arch()):
         return ["chroot", str(root), *args]
@@ -63,8 +65,6 @@ def root_command(root: Path, arch: str, argv: Sequence[str | Path], host: str | 
     # (statx, as openssh-server's postinst and gpgv's check of apt's signatures make them on
     # their temporary files) then finds the same file the program made
     binds = ["-b", "/dev", "-b", "/proc", "-b", "/sys", "-b", "/tmp"]
-    if network:
-        binds += ["-b", "/etc/resolv.conf"]
     # in a mount namespace of its own: proot hands mount(2) and umount(2) on to the kernel
     # with the paths translated, and debootstrap's second stage unmounts /sys, /dev/shm, ...
     # at its end, which would be the build machine's own
@@ -73,8 +73,32 @@ def root_command(root: Path, arch: str, argv: Sequence[str | Path], host: str | 
 
 
 def in_root(root: Path, arch: str, *argv: str | Path, env: dict[str, str] | None = None,
-            capture: bool = False, network: bool = False) -> str:
-    return run(*root_command(root, arch, argv, network=network), env=env, capture=capture)
+            capture: bool = False) -> str:
+    return run(*root_command(root, arch, argv), env=env, capture=capture)
+
+
+@contextlib.contextmanager
+def build_machines_dns(root: Path) -> Iterator[None]:
+    """The build machine's name servers in the root while apt downloads: a copy of its
+    resolv.conf in place of the root's own, which comes back afterwards, unless a package
+    installed meanwhile put its own there (systemd-resolved's link to its stub)."""
+    resolv = root / "etc/resolv.conf"
+    saved = root / "etc/resolv.conf.onshi-build"
+    had = os.path.lexists(resolv)
+    if had:
+        resolv.rename(saved)
+    copy = Path("/etc/resolv.conf").read_text() if Path("/etc/resolv.conf").exists() else ""
+    resolv.write_text(copy)
+    try:
+        yield
+    finally:
+        ours = resolv.is_file() and not resolv.is_symlink() and resolv.read_text() == copy
+        if ours:
+            resolv.unlink()
+            if had:
+                saved.rename(resolv)
+        elif had:
+            saved.unlink()
 
 
 #: systemd's tools that make proot abort (an empty path given to readlinkat or fstatat:
@@ -216,10 +240,13 @@ def install_base_packages(root: Path, packages: list[str], debs: Path) -> None:
         policy.chmod(0o755)
     divert_systemd_tools(root)
     try:
-        in_root(root, "arm64", *apt, "update", env=env, network=True)
+        with build_machines_dns(root):
+            in_root(root, "arm64", *apt, "update", env=env)
+            in_root(root, "arm64", *apt, "install", "-y", "--download-only",
+                    "--no-install-recommends", *packages, env=env)
         try:
             in_root(root, "arm64", *apt, "install", "-y", "--no-install-recommends", *packages,
-                    env=env, network=True)
+                    env=env)
         except BuildError:
             log("configuring the packages left unconfigured, once more")
             in_root(root, "arm64", "dpkg", "--configure", "-a", env=env)
