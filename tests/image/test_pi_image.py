@@ -144,16 +144,19 @@ def test_the_application_is_installed_with_the_roots_own_python(
     wheels.mkdir()
     (wheels / "pip-24.0-py3-none-any.whl").write_bytes(b"")
     root = tmp_path / "root"
-    (root / "tmp").mkdir(parents=True)
+    (root / "var/tmp").mkdir(parents=True)
     builder.install_app(root, arch, wheels, 0, system_site=system_site)
     assert len(calls) == 2
+    # the wheels are in the root's own /var/tmp (under proot its /tmp is the build machine's)
+    assert "/var/tmp/onshi-wheels/pip-24.0-py3-none-any.whl/pip" in calls[1]
+    assert not [arg for arg in calls[1] if arg.startswith("/tmp/") and arg != str(root)]
     first = calls[0]
     if arch == "amd64":
         assert first[:2] == ["chroot", str(root)]
     else:
         assert first[4:7] == ["proot", "-q", "qemu-aarch64-static"]
     assert ("--system-site-packages" in first) is system_site
-    assert not (root / "tmp/wheels").exists()
+    assert not (root / "var/tmp/onshi-wheels").exists()
 
 
 # --- the layout --------------------------------------------------------------------------------
