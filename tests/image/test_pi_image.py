@@ -149,6 +149,7 @@ def test_the_application_is_installed_with_the_roots_own_python(
     assert len(calls) == 2
     # the wheels are in the root's own /var/tmp (under proot its /tmp is the build machine's)
     assert "/var/tmp/onshi-wheels/pip-24.0-py3-none-any.whl/pip" in calls[1]
+    assert "--no-user" in calls[1]  # into the venv, whatever pip thinks it may write
     assert not [arg for arg in calls[1] if arg.startswith("/tmp/") and arg != str(root)]
     first = calls[0]
     if arch == "amd64":
