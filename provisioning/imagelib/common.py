@@ -1,14 +1,28 @@
-"""What build-image and its modules share: the one-line error, the log, running a program."""
+"""What build-image, build-bundle and their modules share: the one-line error, the log, running
+a program, reading a partition table and an ELF header."""
 
 from __future__ import annotations
 
 import hashlib
+import struct
 import subprocess
 import sys
 from pathlib import Path
 
 MIB = 1024 * 1024
 SECTOR = 512
+#: ELF e_machine values of the architectures a unit may have
+ELF_MACHINES = {0xB7: "arm64", 0x3E: "amd64", 0x28: "armhf"}
+
+
+def mbr_entries(sector: bytes) -> list[tuple[int, int, int]]:
+    """The four entries of an MBR (or an extended partition's EBR): (type, first sector,
+    sectors); an unused one is (0, 0, 0)."""
+    entries = []
+    for i in range(4):
+        entry = sector[446 + 16 * i: 446 + 16 * (i + 1)]
+        entries.append((entry[4], *struct.unpack("<II", entry[8:16])))
+    return entries
 
 
 class BuildError(Exception):

@@ -22,7 +22,16 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from imagelib.common import MIB, SECTOR, BuildError, log, run, sha256
+from imagelib.common import (
+    ELF_MACHINES,
+    MIB,
+    SECTOR,
+    BuildError,
+    log,
+    mbr_entries,
+    run,
+    sha256,
+)
 
 HERE = Path(__file__).resolve().parent.parent
 PI_BOOT = HERE / "boot" / "pi"
@@ -288,23 +297,13 @@ def base_boot_files(image: Path, offset: int, dest: Path) -> None:
         (dest / name).unlink(missing_ok=True)
 
 
-ELF_MACHINES = {0xB7: "arm64", 0x3E: "amd64", 0x28: "armhf"}
-
-
 def read_mbr(image: Path) -> list[tuple[int, int, int]]:
-    """The MBR's partitions: (type, first sector, sectors)."""
+    """The MBR's partitions in use: (type, first sector, sectors)."""
     with image.open("rb") as f:
         mbr = f.read(SECTOR)
     if len(mbr) < SECTOR or mbr[510:512] != b"\x55\xaa":
         raise BuildError(f"{image}: not a disk image (no partition table)")
-    parts = []
-    for i in range(4):
-        entry = mbr[446 + 16 * i: 446 + 16 * (i + 1)]
-        kind = entry[4]
-        start, count = struct.unpack("<II", entry[8:16])
-        if kind:
-            parts.append((kind, start, count))
-    return parts
+    return [entry for entry in mbr_entries(mbr) if entry[0]]
 
 
 def check_pi_base(image: Path) -> dict[str, object]:
