@@ -1,18 +1,23 @@
-"""What build-image, build-bundle and their modules share: the one-line error, the log, running
-a program, reading a partition table and an ELF header."""
+"""What build-image, build-bundle, the image tests and their modules share: the one-line error,
+the log, running a program, reading a partition table and an ELF header, loading a script."""
 
 from __future__ import annotations
 
 import hashlib
+import importlib.machinery
+import importlib.util
 import struct
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 MIB = 1024 * 1024
 SECTOR = 512
 #: ELF e_machine values of the architectures a unit may have
 ELF_MACHINES = {0xB7: "arm64", 0x3E: "amd64", 0x28: "armhf"}
+#: MBR partition types of an extended partition (the Raspberry Pi layout's 4)
+EXTENDED_TYPES = (0x05, 0x0F, 0x85)
 
 
 def mbr_entries(sector: bytes) -> list[tuple[int, int, int]]:
@@ -54,3 +59,15 @@ def sha256(path: Path) -> str:
         for block in iter(lambda: f.read(MIB), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def load_script(name: str) -> ModuleType:
+    """A script of provisioning/ (no .py suffix) as a module: build-image's steps, image-test's
+    guest and clinic server for the other image tests."""
+    path = Path(__file__).resolve().parent.parent / name
+    loader = importlib.machinery.SourceFileLoader(name.replace("-", "_"), str(path))
+    spec = importlib.util.spec_from_loader(loader.name, loader)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module

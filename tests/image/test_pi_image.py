@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from kiosk.update.boot_slots import PI_BOOT_PARTITION
-from tests.image.conftest import MIB, PROVISIONING, SECTOR, disk, fat
+from tests.image.conftest import MIB, PROVISIONING, SECTOR, disk, fat, load_script
 
 DISK_ID = "6f6e7368"
 
@@ -208,6 +208,9 @@ def test_the_disk_has_autoboot_boot_a_root_a_and_data_where_the_table_says(
     end = table[7]["start"] + table[7]["size"]
     assert table[4]["start"] + table[4]["size"] == end
     assert out.stat().st_size == (end + 2048) * SECTOR
+    # the boot tests find the partitions, logical ones included, where sfdisk does
+    found = load_script("image-test").partitions(out)
+    assert found == {n: (p["start"] * SECTOR, p["size"] * SECTOR) for n, p in table.items()}
 
 
 def test_a_root_bigger_than_its_slot_is_refused(pi: ModuleType, tmp_path: Path) -> None:
