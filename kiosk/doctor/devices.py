@@ -182,7 +182,7 @@ def check_gpio(config: GpioConfig, dev_root: Path = Path("/dev")) -> Finding:
         return failed(
             name,
             "the lgpio module is missing",
-            "apt install python3-lgpio and build the venv with --system-site-packages",
+            "install the kiosk with its pi extra: pip install 'onshi-kiosk[pi]' (lgpio)",
         )
     return ok(name, f"{chip.name} ({config.backend}); pins {pins}")
 

@@ -2,9 +2,9 @@
 
 ``[gpio] backend``:
 
-- ``"lgpio"``: the Raspberry Pi, through gpiozero's lgpio factory (Raspberry Pi OS's
-  ``python3-lgpio``; hardware.md says how the virtual environment sees it). A missing module
-  or GPIO chip is a ``ConfigError`` at start, never a silent fallback.
+- ``"lgpio"``: the Raspberry Pi, through gpiozero's lgpio factory (the lgpio module: the
+  project's ``pi`` extra, which the Raspberry Pi image installs). A missing module or GPIO
+  chip is a ``ConfigError`` at start, never a silent fallback.
 - ``"mock"``: gpiozero's ``MockFactory``. The same classes drive mock pins that record their
   history, for tests and for the demo on a PC.
 - ``"auto"``: lgpio when this machine has a ``/dev/gpiochip*`` and the lgpio module, mock
@@ -31,8 +31,8 @@ from kiosk.hw.devices import Buzzer, StaffButton, StatusLights
 log = logging.getLogger(__name__)
 
 LGPIO_HINT = (
-    "on Raspberry Pi OS: apt install python3-lgpio, and create the virtual environment with "
-    '--system-site-packages so it sees the module; elsewhere set [gpio] backend = "mock"'
+    "on a Raspberry Pi: install the kiosk with its pi extra (pip install 'onshi-kiosk[pi]', "
+    'which brings lgpio); elsewhere set [gpio] backend = "mock"'
 )
 
 

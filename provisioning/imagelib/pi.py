@@ -48,9 +48,6 @@ DISPLAYS = {
     "touch-display": "dtoverlay=vc4-kms-dsi-7inch",
     "touch-display-2": "dtoverlay=vc4-kms-dsi-ili9881-7inch",
 }
-#: Raspberry Pi OS's packages the kiosk adds to a Raspberry Pi OS base: gpiozero's pin library
-#: (not in Debian's archive; PyPI's lgpio has no arm64 wheel)
-BASE_EXTRA = ["python3-lgpio"]
 
 
 # --- running the root's programs ------------------------------------------------------------
@@ -284,7 +281,7 @@ def from_base(image: Path, root: Path, packages: list[str], debs: Path, boot: Pa
     shutil.rmtree(root / "lost+found", ignore_errors=True)
     base_boot_files(image, parts[0][1] * SECTOR, boot)
     debs.mkdir(parents=True, exist_ok=True)
-    install_base_packages(root, packages + BASE_EXTRA, debs)
+    install_base_packages(root, packages, debs)
 
 
 def base_boot_files(image: Path, offset: int, dest: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import configparser
+import re
 import subprocess
 from pathlib import Path
 
@@ -75,6 +76,19 @@ def test_ssh_takes_keys_only() -> None:
     conf = (OVERLAY / "etc/ssh/sshd_config.d/onshi.conf").read_text().splitlines()
     assert "PasswordAuthentication no" in conf
     assert "KbdInteractiveAuthentication no" in conf
+
+
+def test_the_gpio_chips_belong_to_a_group_the_kiosks_user_is_in() -> None:
+    rule = (OVERLAY / "usr/lib/udev/rules.d/60-onshi-gpio.rules").read_text().splitlines()
+    (line,) = [line for line in rule if line and not line.startswith("#")]
+    assert re.findall(r'(\w+)(==|=)"([^"]*)"', line) == [
+        ("SUBSYSTEM", "==", "gpio"),
+        ("KERNEL", "==", "gpiochip*"),
+        ("GROUP", "=", "gpio"),
+        ("MODE", "=", "0660"),
+    ]
+    sysusers = (PROJECT / "systemd/sysusers.d/onshi-kiosk.conf").read_text().splitlines()
+    assert ["m", "onshi-kiosk", "gpio"] in [line.split() for line in sysusers]
 
 
 @pytest.mark.parametrize(

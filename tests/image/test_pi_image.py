@@ -123,14 +123,16 @@ def test_the_machines_own_architecture_runs_under_chroot(pi: ModuleType) -> None
         pi.root_command(Path("/r"), "riscv64", ["ls"], host="amd64")
 
 
-@pytest.mark.parametrize(("arch", "system_site"), [("amd64", False), ("arm64", True)])
+@pytest.mark.parametrize(
+    ("arch", "application"), [("amd64", "onshi-kiosk"), ("arm64", "onshi-kiosk[pi]")]
+)
 def test_the_application_is_installed_with_the_roots_own_python(
     builder: ModuleType,
     pi: ModuleType,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     arch: str,
-    system_site: bool,
+    application: str,
 ) -> None:
     calls: list[list[str]] = []
 
@@ -145,7 +147,7 @@ def test_the_application_is_installed_with_the_roots_own_python(
     (wheels / "pip-24.0-py3-none-any.whl").write_bytes(b"")
     root = tmp_path / "root"
     (root / "var/tmp").mkdir(parents=True)
-    builder.install_app(root, arch, wheels, 0, system_site=system_site)
+    builder.install_app(root, arch, wheels, 0)
     assert len(calls) == 2
     # the wheels are in the root's own /var/tmp (under proot its /tmp is the build machine's)
     assert "/var/tmp/onshi-wheels/pip-24.0-py3-none-any.whl/pip" in calls[1]
@@ -156,7 +158,8 @@ def test_the_application_is_installed_with_the_roots_own_python(
         assert first[:2] == ["chroot", str(root)]
     else:
         assert first[4:7] == ["proot", "-q", "qemu-aarch64-static"]
-    assert ("--system-site-packages" in first) is system_site
+    assert "--system-site-packages" not in first  # the venv holds all it needs, lgpio too
+    assert calls[1][-1] == application  # the Raspberry Pi's: with its GPIO library
     assert not (root / "var/tmp/onshi-wheels").exists()
 
 

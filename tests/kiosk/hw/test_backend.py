@@ -67,7 +67,7 @@ def test_lgpio_without_its_module_is_a_config_error_saying_what_to_install(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setitem(sys.modules, "gpiozero.pins.lgpio", None)
-    with pytest.raises(ConfigError, match=r"\[gpio\] backend = \"lgpio\".*python3-lgpio"):
+    with pytest.raises(ConfigError, match=r"\[gpio\] backend = \"lgpio\".*onshi-kiosk\[pi\]"):
         build_hardware(GpioConfig(backend="lgpio"))
 
 
