@@ -18,6 +18,7 @@ import platform
 import shutil
 import struct
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -37,6 +38,7 @@ HERE = Path(__file__).resolve().parent.parent
 PI_BOOT = HERE / "boot" / "pi"
 HOST_ARCHES = {"x86_64": "amd64", "aarch64": "arm64"}
 QEMU = {"arm64": "qemu-aarch64-static", "amd64": "qemu-x86_64-static"}
+SYSCALL_FILTER = Path(__file__).resolve().parent / "syscall_filter.py"
 AUTOBOOT_MIB = 32
 #: MBR types: FAT32 (LBA), the extended partition, Linux
 FAT, EXTENDED, LINUX = "c", "5", "83"
@@ -73,8 +75,12 @@ def root_command(root: Path, arch: str, argv: Sequence[str | Path],
     binds = ["-b", "/dev", "-b", "/proc", "-b", "/sys", "-b", "/tmp"]
     # in a mount namespace of its own: proot hands mount(2) and umount(2) on to the kernel
     # with the paths translated, and debootstrap's second stage unmounts /sys, /dev/shm, ...
-    # at its end, which would be the build machine's own
-    return ["unshare", "--mount", "--propagation", "private", "proot", "-q", QEMU[arch],
+    # at its end, which would be the build machine's own; faccessat2 and statx, which proot
+    # does not translate, refused so that the emulator falls back to calls it does
+    # (syscall_filter.py: without it every `[ -x FILE ]` of a script checked the build
+    # machine's FILE, and the initramfs was made without the hooks the build machine lacks)
+    return [sys.executable, str(SYSCALL_FILTER),
+            "unshare", "--mount", "--propagation", "private", "proot", "-q", QEMU[arch],
             "-r", str(root), *binds, "-w", "/", *args]
 
 

@@ -31,8 +31,9 @@ def test_a_foreign_roots_programs_run_under_proot_and_qemu_in_a_mount_namespace(
     pi: ModuleType,
 ) -> None:
     argv = pi.root_command(Path("/r"), "arm64", ["python3", "-V"], host="amd64")
-    assert argv[:4] == ["unshare", "--mount", "--propagation", "private"]
-    assert argv[4:9] == ["proot", "-q", "qemu-aarch64-static", "-r", "/r"]
+    assert argv[1] == str(PROVISIONING / "imagelib/syscall_filter.py")
+    assert argv[2:6] == ["unshare", "--mount", "--propagation", "private"]
+    assert argv[6:11] == ["proot", "-q", "qemu-aarch64-static", "-r", "/r"]
     assert argv[-3:] == ["/", "python3", "-V"]
     binds = {argv[i + 1] for i, arg in enumerate(argv) if arg == "-b"}
     # the build machine's /tmp at the same path: untranslated calls on temporary files work
@@ -157,7 +158,7 @@ def test_the_application_is_installed_with_the_roots_own_python(
     if arch == "amd64":
         assert first[:2] == ["chroot", str(root)]
     else:
-        assert first[4:7] == ["proot", "-q", "qemu-aarch64-static"]
+        assert first[6:9] == ["proot", "-q", "qemu-aarch64-static"]
     assert "--system-site-packages" not in first  # the venv holds all it needs, lgpio too
     assert calls[1][-1] == application  # the Raspberry Pi's: with its GPIO library
     assert not (root / "var/tmp/onshi-wheels").exists()
