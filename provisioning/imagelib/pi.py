@@ -23,6 +23,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from imagelib import initramfs
 from imagelib.common import (
     ELF_MACHINES,
     MIB,
@@ -397,6 +398,12 @@ def debian_boot_files(root: Path, firmware_deb: Path, dest: Path) -> tuple[str, 
     initrd = root / "boot" / f"initrd.img-{version}"
     if not initrd.is_file():
         raise BuildError(f"the root has no initramfs for its kernel ({initrd.name})")
+    try:
+        lacking = initramfs.missing(initrd)
+    except initramfs.InitramfsError as error:
+        raise BuildError(f"{initrd.name}: {error}") from error
+    if lacking:  # the kernel would stop with "No working init found"
+        raise BuildError(f"{initrd.name} cannot boot: it lacks {', '.join(lacking)}")
     trees = sorted((root / "usr/lib" / f"linux-image-{version}" / "broadcom").glob("bcm27*.dtb"))
     if not any(t.name.startswith("bcm2711-") for t in trees):
         raise BuildError(f"the kernel {version} has no Raspberry Pi 4 device tree (bcm2711)")

@@ -108,3 +108,16 @@ def pi_image(tmp_path: Path):  # type: ignore[no-untyped-def]
         return disk(tmp_path / "raspios.img", [(0x0C, boot), (0x83, root)])
 
     return make
+
+
+def cpio(names: list[str], content: bytes = b"#!/bin/sh\n") -> bytes:
+    """A "newc" cpio archive, as an initramfs is made of: each name a file holding
+    ``content``, then the trailer."""
+    out = bytearray()
+    for ino, name in enumerate([*names, "TRAILER!!!"], start=1):
+        data = b"" if name == "TRAILER!!!" else content
+        encoded = name.encode() + b"\x00"
+        fields = [ino, 0o100755, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(encoded), 0]
+        out += b"070701" + b"".join(b"%08X" % field for field in fields) + encoded
+        out += bytes(-len(out) % 4) + data + bytes(-len(data) % 4)
+    return bytes(out + bytes(-len(out) % 512))

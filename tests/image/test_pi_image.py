@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import itertools
 import json
 import os
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 
 from kiosk.update.boot_slots import PI_BOOT_PARTITION
-from tests.image.conftest import MIB, PROVISIONING, SECTOR, disk, fat, load_script
+from tests.image.conftest import MIB, PROVISIONING, SECTOR, cpio, disk, fat, load_script
 
 DISK_ID = "6f6e7368"
 
@@ -285,12 +286,16 @@ def test_the_same_boot_files_boot_each_slot_with_its_own_root(
     assert not [line for line in sections["[all]"] if line.startswith("cmdline=")]
 
 
-def debian_root(tmp_path: Path, trees: tuple[str, ...] = ("bcm2711-rpi-4-b.dtb",)) -> Path:
+def debian_root(
+    tmp_path: Path,
+    trees: tuple[str, ...] = ("bcm2711-rpi-4-b.dtb",),
+    initramfs: tuple[str, ...] = ("init", "scripts/local", "usr/bin/sh"),
+) -> Path:
     root = tmp_path / "root"
     version = "6.1.0-28-arm64"
     (root / "boot").mkdir(parents=True)
     (root / f"boot/vmlinuz-{version}").write_bytes(b"kernel")
-    (root / f"boot/initrd.img-{version}").write_bytes(b"initramfs")
+    (root / f"boot/initrd.img-{version}").write_bytes(gzip.compress(cpio(initramfs)))
     broadcom = root / f"usr/lib/linux-image-{version}/broadcom"
     broadcom.mkdir(parents=True)
     for name in (*trees, "bcm2837-rpi-3-b.dtb"):
@@ -345,6 +350,13 @@ def test_debian_boot_files_without_a_pi_4_device_tree_or_firmware_are_refused(
         pi.debian_boot_files(
             debian_root(other), firmware_deb(other, names=("start.elf",)), other / "b"
         )
+
+
+def test_an_initramfs_its_init_cannot_run_in_is_refused(pi: ModuleType, tmp_path: Path) -> None:
+    # the kernel would stop with "No working init found"
+    root = debian_root(tmp_path, initramfs=("init", "scripts/local"))
+    with pytest.raises(pi.BuildError, match=r"cannot boot: it lacks a shell \(usr/bin/sh"):
+        pi.debian_boot_files(root, firmware_deb(tmp_path), tmp_path / "b")
 
 
 def test_a_cached_firmware_package_is_not_downloaded_again(
