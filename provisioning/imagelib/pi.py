@@ -175,11 +175,12 @@ def debootstrap_foreign(root: Path, arch: str, packages: list[str], debs: Path, 
     shutil.copy(emulator, root / "usr/bin" / QEMU[arch])
     log(f"debootstrap's second stage under {QEMU[arch]} (slow: every program is emulated)")
     divert_systemd_tools(root)
+    # INITRD=No: the kernel's postinst hook makes no initramfs, and initramfs-tools' own
+    # postinst then has none to update; made once below, not twice (~12 min each emulated)
     in_root(root, arch, "/debootstrap/debootstrap", "--second-stage",
-            env=dict(env, DEBOOTSTRAP_DIR="/debootstrap", PATH="/usr/sbin:/usr/bin:/sbin:/bin"))
+            env=dict(env, DEBOOTSTRAP_DIR="/debootstrap", PATH="/usr/sbin:/usr/bin:/sbin:/bin",
+                     INITRD="No"))
     restore_systemd_tools(root, arch)
-    # the kernel's initramfs is left to a dpkg trigger, which the second stage under proot
-    # did not run (no initrd.img after it): made here when missing
     for kernel in sorted((root / "boot").glob("vmlinuz-*")):
         version = kernel.name.removeprefix("vmlinuz-")
         if not (root / "boot" / f"initrd.img-{version}").exists():
