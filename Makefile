@@ -65,7 +65,7 @@ image-test: deps $(UPDATE_KEYS)/update-ca.cert.pem
 
 # the Raspberry Pi image (--base debian --arch arm64) built, checked as files (its layout, boot
 # files, root) and booted in QEMU's arm64 virt machine with a patient's PIN check, the watchdog
-# and a power cut (slow: about 40 minutes; build/image-arm64-test/report.json)
+# and a power cut (slow: about 30 minutes; build/image-arm64-test/report.json)
 image-arm64-test: deps $(UPDATE_KEYS)/update-ca.cert.pem
 	sh provisioning/install-image-deps
 	mkdir -p build
