@@ -6,11 +6,11 @@ A foreign root's programs run under proot and QEMU's user-mode emulator (pi.root
 proot translates the paths of the system calls it knows, so that the root is seen at "/";
 Debian 12's proot does not know faccessat2 nor statx (both newer than it), and passes them on
 to the kernel with the path as the program gave it: the build machine's file of that name is
-checked, not the root's. Both are made by the emulator itself, not only by the programs: its
-C library checks access with faccessat2 (every ``[ -x FILE ]`` of a shell script: a package's
-maintainer script, initramfs-tools choosing its hooks), and it answers a program's statx with
-statx. Refused with ENOSYS, as by a kernel that predates them, each falls back to the older
-call that proot translates (faccessat, newfstatat).
+checked, not the root's. The root's C library checks access with faccessat2 (every
+``[ -x FILE ]`` of a shell script: a package's maintainer script, initramfs-tools choosing its
+hooks) and asks a file's status with statx, and the emulator passes both on as they are.
+Refused with ENOSYS, as by a kernel that predates them, each falls back to the older call that
+proot translates (faccessat, newfstatat).
 
 The filter (seccomp, installed before the program starts, inherited by everything it starts)
 refuses only those two, only in the build machine's own system call table; every other call
